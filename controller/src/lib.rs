@@ -1,0 +1,2 @@
+//! flowswitch controller library.
+pub mod cli;

@@ -1,0 +1,6 @@
+//! flowswitch datapath library.
+//!
+//! `unsafe` code lives only in [`sys`]; everything else is safe Rust.
+
+pub mod ebpf;
+pub mod sys;

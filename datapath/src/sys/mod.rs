@@ -1,0 +1,3 @@
+//! The only place in flowswitch with `unsafe` code: executable memory for the
+//! JIT, calls into JIT code, and (later) TAP ioctls and namespace calls.
+//! Every `unsafe` block carries a `// SAFETY:` comment.
