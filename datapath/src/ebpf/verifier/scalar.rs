@@ -84,6 +84,7 @@ impl Scalar {
     }
 
     /// Does the set contain `v`?
+    #[cfg(test)]
     pub fn contains(&self, v: u64) -> bool {
         self.umin <= v
             && v <= self.umax
@@ -360,7 +361,10 @@ fn alu64(op: AluOp, a: &Scalar, b: &Scalar, count_mask: u64) -> Scalar {
             let count = alu64(AluOp::And, b, &Scalar::constant(count_mask), count_mask);
             shift(op, a, &count)
         }
-        AluOp::Mov => Scalar { pkt_len: b.pkt_len, ..*b },
+        AluOp::Mov => Scalar {
+            pkt_len: b.pkt_len,
+            ..*b
+        },
         AluOp::MovSx(n) => b.sign_extend(u32::from(n)),
     }
 }
@@ -416,8 +420,9 @@ fn mul(a: &Scalar, b: &Scalar) -> Scalar {
 }
 
 fn div(a: &Scalar, b: &Scalar) -> Scalar {
-    if b.umin > 0 {
-        Scalar::urange(a.umin / b.umax, a.umax / b.umin)
+    if let (Some(hi), Some(lo)) = (a.umax.checked_div(b.umin), a.umin.checked_div(b.umax)) {
+        // No zero divisor possible (b.umax >= b.umin > 0).
+        Scalar::urange(lo, hi)
     } else if b.umax == 0 {
         Scalar::constant(0)
     } else {
@@ -427,7 +432,10 @@ fn div(a: &Scalar, b: &Scalar) -> Scalar {
 }
 
 fn rem(a: &Scalar, b: &Scalar) -> Scalar {
-    let plain = Scalar { pkt_len: false, ..*a };
+    let plain = Scalar {
+        pkt_len: false,
+        ..*a
+    };
     if b.umax == 0 {
         // Modulo by zero leaves dst.
         return plain;

@@ -126,10 +126,6 @@ impl Reg {
             _ => Reg::Conflict,
         }
     }
-
-    pub fn is_ptr(&self) -> bool {
-        matches!(self, Reg::Ptr(_))
-    }
 }
 
 /// Slots of 8 bytes in one frame.
@@ -149,7 +145,9 @@ pub struct Stack {
 
 /// Word and bit of the init bitmap for a frame offset (`None` outside the frame).
 fn bit_of(off: i64) -> Option<(usize, u32)> {
-    let i = usize::try_from(off + FRAME).ok().filter(|&i| i < STACK_SIZE)?;
+    let i = usize::try_from(off + FRAME)
+        .ok()
+        .filter(|&i| i < STACK_SIZE)?;
     Some((i / 64, (i % 64) as u32))
 }
 
