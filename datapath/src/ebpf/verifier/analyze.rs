@@ -9,15 +9,19 @@ use std::collections::{BTreeSet, HashMap};
 use super::cfg::{at, Cfg};
 use super::error::{Reason, VerifyError};
 use super::mem::{self, read, set};
-use super::scalar::Scalar;
+use super::scalar::{Scalar, Thresholds};
 use super::state::{Frame, Ptr, PtrKind, Reg, State};
 use super::step;
-use crate::ebpf::insn::{Insn, Op};
+use crate::ebpf::insn::{Insn, Op, Src};
 use crate::ebpf::vm::{Entry, MemAccess, MAX_CALL_DEPTH};
 use crate::ebpf::ProgEnv;
 
 /// Joins at one place before its state is widened.
 const WIDEN_AFTER: u32 = 3;
+
+/// Cap on call frames held in stored block states (about 800 bytes each),
+/// which bounds the analysis' memory for call-heavy programs.
+pub const MAX_STORED_FRAMES: usize = 1 << 14;
 
 /// A chain of `call local` sites.
 struct Context {
@@ -53,6 +57,8 @@ pub struct Analyzer<'a> {
     work: BTreeSet<(usize, u32)>,
     pub access: Vec<Option<MemAccess>>,
     pub callx: Vec<Option<u32>>,
+    thresholds: Thresholds,
+    stored_frames: usize,
     steps: usize,
     max_steps: usize,
 }
@@ -72,6 +78,8 @@ impl<'a> Analyzer<'a> {
             work: BTreeSet::new(),
             access: vec![None; insns.len()],
             callx: vec![None; insns.len()],
+            thresholds: thresholds(cfg),
+            stored_frames: 0,
             steps: 0,
             max_steps,
         }
@@ -98,7 +106,11 @@ impl<'a> Analyzer<'a> {
     /// Runs the analysis to a fixed point.
     pub fn run(&mut self) -> Result<(), VerifyError> {
         let init = self.entry_state();
-        self.propagate(0, 0, init);
+        self.propagate(0, 0, init).map_err(|r| VerifyError::At {
+            pc: 0,
+            insn: String::new(),
+            reason: r,
+        })?;
         while let Some((pc, ctx)) = self.work.pop_first() {
             let Some(state) = self.slots.get(&(ctx, pc)).map(|s| s.state.clone()) else {
                 continue;
@@ -110,10 +122,16 @@ impl<'a> Analyzer<'a> {
 
     /// Joins `st` into the state stored at (`ctx`, `pc`) and queues the
     /// block if that changed anything.
-    fn propagate(&mut self, ctx: u32, pc: usize, st: State) {
+    fn propagate(&mut self, ctx: u32, pc: usize, st: State) -> Result<(), Reason> {
         use std::collections::hash_map::Entry as E;
         match self.slots.entry((ctx, pc)) {
             E::Vacant(v) => {
+                self.stored_frames += st.frames.len();
+                if self.stored_frames > MAX_STORED_FRAMES {
+                    return Err(Reason::TooManyStates {
+                        frames: MAX_STORED_FRAMES,
+                    });
+                }
                 v.insert(Slot {
                     state: st,
                     changes: 0,
@@ -121,15 +139,17 @@ impl<'a> Analyzer<'a> {
             }
             E::Occupied(mut o) => {
                 let slot = o.get_mut();
-                let joined = slot.state.join(&st, slot.changes >= WIDEN_AFTER);
+                let widen = (slot.changes >= WIDEN_AFTER).then_some(&self.thresholds);
+                let joined = slot.state.join(&st, widen);
                 if joined == slot.state {
-                    return;
+                    return Ok(());
                 }
                 slot.state = joined;
                 slot.changes += 1;
             }
         }
         self.work.insert((pc, ctx));
+        Ok(())
     }
 
     fn run_block(&mut self, ctx: u32, start: usize, mut st: State) -> Result<(), VerifyError> {
@@ -161,23 +181,22 @@ impl<'a> Analyzer<'a> {
                 .map_err(|r| at(pc, &op, r))?;
             match flow {
                 Flow::Next => {
-                    pc += op.slots();
-                    if self.cfg.leader.get(pc).copied().unwrap_or(true) {
-                        self.propagate(ctx, pc, st);
-                        return Ok(());
+                    let next = pc + op.slots();
+                    if self.cfg.leader.get(next).copied().unwrap_or(true) {
+                        return self.propagate(ctx, next, st).map_err(|r| at(pc, &op, r));
                     }
+                    pc = next;
                 }
                 Flow::Jump(t) => {
-                    self.propagate(ctx, t, st);
-                    return Ok(());
+                    return self.propagate(ctx, t, st).map_err(|r| at(pc, &op, r));
                 }
                 Flow::Branch(taken, fall) => {
                     let t = jump_target(pc, &op);
                     if let Some(s) = fall {
-                        self.propagate(ctx, pc + 1, s);
+                        self.propagate(ctx, pc + 1, s).map_err(|r| at(pc, &op, r))?;
                     }
                     if let Some(s) = taken {
-                        self.propagate(ctx, t, s);
+                        self.propagate(ctx, t, s).map_err(|r| at(pc, &op, r))?;
                     }
                     return Ok(());
                 }
@@ -355,8 +374,7 @@ impl<'a> Analyzer<'a> {
                 id
             }
         };
-        self.propagate(id, target, st);
-        Ok(())
+        self.propagate(id, target, st)
     }
 
     fn exit(&mut self, ctx: u32, mut st: State) -> Result<(), Reason> {
@@ -394,9 +412,19 @@ impl<'a> Analyzer<'a> {
         for r in 1..=5 {
             set(&mut st, r, Reg::Uninit);
         }
-        self.propagate(parent, call_pc + 1, st);
-        Ok(())
+        self.propagate(parent, call_pc + 1, st)
     }
+}
+
+/// Widening thresholds: every immediate a conditional jump compares with,
+/// as a 64-bit value and as its low 32 bits.
+fn thresholds(cfg: &Cfg) -> Thresholds {
+    Thresholds::new(cfg.ops.iter().flatten().flat_map(|op| match *op {
+        Op::Jmp {
+            src: Src::Imm(c), ..
+        } => [i64::from(c), i64::from(c as u32)],
+        _ => [0, 0],
+    }))
 }
 
 /// Target slot of a jump or `call local` at `pc` (checked by [`super::cfg`]).

@@ -2,7 +2,7 @@
 //! known about the packet, with the join and widening used at control-flow
 //! merges.
 
-use super::scalar::Scalar;
+use super::scalar::{Scalar, Thresholds};
 use crate::ebpf::insn::{NREGS, STACK_SIZE};
 use crate::ebpf::vm::Region;
 
@@ -99,16 +99,15 @@ pub enum Reg {
 }
 
 impl Reg {
-    fn join(&self, o: &Reg, widen: bool) -> Reg {
+    fn join(&self, o: &Reg, widen: Option<&Thresholds>) -> Reg {
         match (self, o) {
             (Reg::Uninit, _) | (_, Reg::Uninit) => Reg::Uninit,
             (Reg::Conflict, _) | (_, Reg::Conflict) => Reg::Conflict,
             (Reg::Scalar(a), Reg::Scalar(b)) => {
                 let j = a.join(b);
-                Reg::Scalar(if widen && j != *a {
-                    Scalar::widen(a, &j)
-                } else {
-                    j
+                Reg::Scalar(match widen {
+                    Some(th) if j != *a => Scalar::widen(a, &j, th),
+                    _ => j,
                 })
             }
             (Reg::Ptr(a), Reg::Ptr(b)) if a.kind == b.kind => {
@@ -117,7 +116,7 @@ impl Reg {
                     lo: a.lo.min(b.lo),
                     hi: a.hi.max(b.hi),
                 };
-                if widen && (p.lo != a.lo || p.hi != a.hi) {
+                if widen.is_some() && (p.lo != a.lo || p.hi != a.hi) {
                     p.lo = -OFF_LIMIT;
                     p.hi = OFF_LIMIT;
                 }
@@ -206,7 +205,7 @@ impl Stack {
             .retain(|(_, r)| !matches!(r, Reg::Ptr(p) if stale(p)));
     }
 
-    fn join(&self, o: &Stack, widen: bool) -> Stack {
+    fn join(&self, o: &Stack, widen: Option<&Thresholds>) -> Stack {
         let mut init = self.init;
         for (w, b) in init.iter_mut().zip(&o.init) {
             *w &= b;
@@ -264,8 +263,9 @@ impl State {
     }
 
     /// Least upper bound of two states of the same call context, widened
-    /// (bounds that moved go to their extremes) when `widen` is set.
-    pub fn join(&self, o: &State, widen: bool) -> State {
+    /// (bounds that moved jump to a threshold or their extreme) when `widen`
+    /// is given.
+    pub fn join(&self, o: &State, widen: Option<&Thresholds>) -> State {
         let frames = self
             .frames
             .iter()
@@ -282,7 +282,7 @@ impl State {
             })
             .collect();
         let mut pkt_min = self.pkt_min.min(o.pkt_min);
-        if widen && pkt_min != self.pkt_min {
+        if widen.is_some() && pkt_min != self.pkt_min {
             pkt_min = 0;
         }
         State { frames, pkt_min }
@@ -319,7 +319,7 @@ mod tests {
         a.frames[0].regs[2] = Reg::Scalar(Scalar::constant(0));
         b.frames[0].regs[2] = Reg::Ptr(Ptr::at(PtrKind::Packet, 0));
         a.frames[0].stack.mark_init(-8, 0);
-        let j = a.join(&b, false);
+        let j = a.join(&b, None);
         assert_eq!(j.pkt_min, 14);
         match j.frames[0].regs[1] {
             Reg::Scalar(s) => assert!(s.contains(0) && s.contains(8) && !s.contains(4)),
