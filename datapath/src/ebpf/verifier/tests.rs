@@ -648,7 +648,9 @@ fn exponential_call_fanout_stops_cleanly() {
         src.push_str("exit\n");
     }
     let start = std::time::Instant::now();
-    let e = verify(&asm(&src), &mem_env()).err().expect("accepted");
+    let Err(e) = verify(&asm(&src), &mem_env()) else {
+        panic!("accepted");
+    };
     assert!(
         matches!(
             e.reason(),
