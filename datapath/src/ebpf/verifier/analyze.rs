@@ -4,7 +4,9 @@
 //! quickly. `call local` is analysed per call site: every call chain is its
 //! own context, at most [`MAX_CALL_DEPTH`] deep.
 
-use std::collections::{BTreeSet, HashMap};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use super::cfg::{at, Cfg};
 use super::error::{Reason, VerifyError};
@@ -23,6 +25,38 @@ const WIDEN_AFTER: u32 = 3;
 /// which bounds the analysis' memory for call-heavy programs.
 pub const MAX_STORED_FRAMES: usize = 1 << 14;
 
+/// Hasher for the small integer keys of the analysis' maps (SipHash's
+/// flooding resistance is not needed: keys are slot and context numbers,
+/// bounded by the analysis caps).
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(26) ^ v).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+
+    fn write_u32(&mut self, v: u32) {
+        self.write_u64(u64::from(v));
+    }
+
+    fn write_usize(&mut self, v: usize) {
+        self.write_u64(v as u64);
+    }
+}
+
+type Map<K, V> = HashMap<K, V, BuildHasherDefault<KeyHasher>>;
+
 /// A chain of `call local` sites.
 struct Context {
     /// Context of the caller (`None` for the entry function).
@@ -37,6 +71,8 @@ struct Context {
 struct Slot {
     state: State,
     changes: u32,
+    /// In the worklist already.
+    queued: bool,
 }
 
 /// How control leaves an instruction.
@@ -51,13 +87,17 @@ pub struct Analyzer<'a> {
     cfg: &'a Cfg,
     env: &'a ProgEnv,
     contexts: Vec<Context>,
-    context_ids: HashMap<(u32, usize), u32>,
-    slots: HashMap<(u32, usize), Slot>,
+    context_ids: Map<(u32, usize), u32>,
+    /// States of the entry function's blocks, by slot.
+    root_slots: Vec<Option<Slot>>,
+    /// States of blocks in called contexts.
+    call_slots: Map<(u32, usize), Slot>,
     /// Pending (slot, context) pairs, lowest slot first.
-    work: BTreeSet<(usize, u32)>,
+    work: BinaryHeap<Reverse<(usize, u32)>>,
     pub access: Vec<Option<MemAccess>>,
     pub callx: Vec<Option<u32>>,
-    thresholds: Thresholds,
+    /// Built on first use: most programs never widen.
+    thresholds: Option<Thresholds>,
     stored_frames: usize,
     steps: usize,
     max_steps: usize,
@@ -73,12 +113,13 @@ impl<'a> Analyzer<'a> {
                 call_pc: 0,
                 entry: 0,
             }],
-            context_ids: HashMap::new(),
-            slots: HashMap::new(),
-            work: BTreeSet::new(),
+            context_ids: Map::default(),
+            root_slots: std::iter::repeat_with(|| None).take(insns.len()).collect(),
+            call_slots: Map::default(),
+            work: BinaryHeap::new(),
             access: vec![None; insns.len()],
             callx: vec![None; insns.len()],
-            thresholds: thresholds(cfg),
+            thresholds: None,
             stored_frames: 0,
             steps: 0,
             max_steps,
@@ -111,10 +152,15 @@ impl<'a> Analyzer<'a> {
             insn: String::new(),
             reason: r,
         })?;
-        while let Some((pc, ctx)) = self.work.pop_first() {
-            let Some(state) = self.slots.get(&(ctx, pc)).map(|s| s.state.clone()) else {
-                continue;
+        while let Some(Reverse((pc, ctx))) = self.work.pop() {
+            let slot = if ctx == 0 {
+                self.root_slots.get_mut(pc).and_then(Option::as_mut)
+            } else {
+                self.call_slots.get_mut(&(ctx, pc))
             };
+            let Some(slot) = slot else { continue };
+            slot.queued = false;
+            let state = slot.state.clone();
             self.run_block(ctx, pc, state)?;
         }
         Ok(())
@@ -123,32 +169,49 @@ impl<'a> Analyzer<'a> {
     /// Joins `st` into the state stored at (`ctx`, `pc`) and queues the
     /// block if that changed anything.
     fn propagate(&mut self, ctx: u32, pc: usize, st: State) -> Result<(), Reason> {
-        use std::collections::hash_map::Entry as E;
-        match self.slots.entry((ctx, pc)) {
-            E::Vacant(v) => {
+        let existing = if ctx == 0 {
+            self.root_slots.get_mut(pc).and_then(Option::as_mut)
+        } else {
+            self.call_slots.get_mut(&(ctx, pc))
+        };
+        match existing {
+            Some(slot) => {
+                let widen = if slot.changes >= WIDEN_AFTER {
+                    Some(&*self.thresholds.get_or_insert_with(|| thresholds(self.cfg)))
+                } else {
+                    None
+                };
+                if !slot.state.join_from(&st, widen) {
+                    return Ok(());
+                }
+                slot.changes += 1;
+                if slot.queued {
+                    return Ok(());
+                }
+                slot.queued = true;
+            }
+            None => {
                 self.stored_frames += st.frames.len();
                 if self.stored_frames > MAX_STORED_FRAMES {
                     return Err(Reason::TooManyStates {
                         frames: MAX_STORED_FRAMES,
                     });
                 }
-                v.insert(Slot {
+                let slot = Slot {
                     state: st,
                     changes: 0,
-                });
-            }
-            E::Occupied(mut o) => {
-                let slot = o.get_mut();
-                let widen = (slot.changes >= WIDEN_AFTER).then_some(&self.thresholds);
-                let joined = slot.state.join(&st, widen);
-                if joined == slot.state {
-                    return Ok(());
+                    queued: true,
+                };
+                if ctx == 0 {
+                    if let Some(s) = self.root_slots.get_mut(pc) {
+                        *s = Some(slot);
+                    }
+                } else {
+                    self.call_slots.insert((ctx, pc), slot);
                 }
-                slot.state = joined;
-                slot.changes += 1;
             }
         }
-        self.work.insert((pc, ctx));
+        self.work.push(Reverse((pc, ctx)));
         Ok(())
     }
 
@@ -192,13 +255,24 @@ impl<'a> Analyzer<'a> {
                 }
                 Flow::Branch(taken, fall) => {
                     let t = jump_target(pc, &op);
-                    if let Some(s) = fall {
-                        self.propagate(ctx, pc + 1, s).map_err(|r| at(pc, &op, r))?;
-                    }
+                    let back_edge = taken.is_some() && t <= pc;
                     if let Some(s) = taken {
                         self.propagate(ctx, t, s).map_err(|r| at(pc, &op, r))?;
                     }
-                    return Ok(());
+                    let next = pc + 1;
+                    let joins = self.cfg.leader.get(next).copied().unwrap_or(true);
+                    match fall {
+                        // Nothing else arrives there and no loop iteration is
+                        // pending before it: keep going in this block. (After
+                        // a back edge the loop runs to its fixed point first,
+                        // and the code after it is analysed once.)
+                        Some(s) if !joins && !back_edge => {
+                            st = s;
+                            pc = next;
+                        }
+                        Some(s) => return self.propagate(ctx, next, s).map_err(|r| at(pc, &op, r)),
+                        None => return Ok(()),
+                    }
                 }
                 Flow::Stop => return Ok(()),
             }
@@ -419,12 +493,18 @@ impl<'a> Analyzer<'a> {
 /// Widening thresholds: every immediate a conditional jump compares with,
 /// as a 64-bit value and as its low 32 bits.
 fn thresholds(cfg: &Cfg) -> Thresholds {
-    Thresholds::new(cfg.ops.iter().flatten().flat_map(|op| match *op {
-        Op::Jmp {
-            src: Src::Imm(c), ..
-        } => [i64::from(c), i64::from(c as u32)],
-        _ => [0, 0],
-    }))
+    Thresholds::new(
+        cfg.ops
+            .iter()
+            .flatten()
+            .filter_map(|op| match *op {
+                Op::Jmp {
+                    src: Src::Imm(c), ..
+                } => Some([i64::from(c), i64::from(c as u32)]),
+                _ => None,
+            })
+            .flatten(),
+    )
 }
 
 /// Target slot of a jump or `call local` at `pc` (checked by [`super::cfg`]).

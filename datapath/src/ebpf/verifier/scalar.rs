@@ -73,9 +73,27 @@ impl Scalar {
             Scalar::UNKNOWN
         } else if signed {
             let half = 1i64 << (bits - 1);
-            Scalar::srange(-half, half - 1)
+            Scalar {
+                umin: 0,
+                umax: u64::MAX,
+                smin: -half,
+                smax: half - 1,
+                bits: Tnum::UNKNOWN,
+                pkt_len: false,
+            }
         } else {
-            Scalar::urange(0, (1u64 << bits) - 1)
+            let max = (1u64 << bits) - 1;
+            Scalar {
+                umin: 0,
+                umax: max,
+                smin: 0,
+                smax: max as i64,
+                bits: Tnum {
+                    value: 0,
+                    mask: max,
+                },
+                pkt_len: false,
+            }
         }
     }
 
@@ -106,7 +124,18 @@ impl Scalar {
 
     /// Tightens every bound from the others; `None` if the set is empty.
     pub fn normalize(mut self) -> Option<Scalar> {
-        for _ in 0..2 {
+        if let Some(v) = self.as_const() {
+            // A single value: every other bound must allow it.
+            let ok = self.smin <= v as i64 && v as i64 <= self.smax && self.bits.contains(v);
+            return ok.then_some(Scalar {
+                pkt_len: self.pkt_len,
+                ..Scalar::constant(v)
+            });
+        }
+        // Each round only tightens; a few rounds reach the fixed point in
+        // practice, and stopping earlier is still sound.
+        for _ in 0..4 {
+            let before = self;
             self.umin = self.umin.max(self.bits.umin());
             self.umax = self.umax.min(self.bits.umax());
             self.smin = self.smin.max(self.bits.smin());
@@ -130,6 +159,9 @@ impl Scalar {
             self.bits = self
                 .bits
                 .intersect(Tnum::from_range(self.umin, self.umax))?;
+            if self == before {
+                break;
+            }
         }
         Some(self)
     }
