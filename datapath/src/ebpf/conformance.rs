@@ -443,25 +443,3 @@ mod tests {
         assert!(default_suite_dir().ends_with("shared/bpf-conformance"));
     }
 }
-
-/// Expands files and directories into a sorted list of `.data` files.
-pub fn list_files(
-    paths: &[std::path::PathBuf],
-) -> Result<Vec<std::path::PathBuf>, ConformanceError> {
-    let mut out = Vec::new();
-    for p in paths {
-        if p.is_dir() {
-            let rd = std::fs::read_dir(p)
-                .map_err(|e| ConformanceError::Parse(format!("{}: {e}", p.display())))?;
-            for ent in rd.flatten() {
-                if ent.path().extension().is_some_and(|x| x == "data") {
-                    out.push(ent.path());
-                }
-            }
-        } else {
-            out.push(p.clone());
-        }
-    }
-    out.sort();
-    Ok(out)
-}
