@@ -997,4 +997,23 @@ mod tests {
             AsmReason::BadRegister(_)
         ));
     }
+
+    proptest::proptest! {
+        /// Token soup never panics: it assembles or gives a line-numbered error.
+        #[test]
+        fn arbitrary_text_never_panics(
+            toks in proptest::collection::vec(proptest::sample::select(vec![
+                "mov", "lddw", "ja", "ja32", "jeq32", "call", "local", "lock", "fetch", "xchg32",
+                "ldxsb", "stdw", "exit", ".raw", "le16", "movsx3264", "%r1", "%r10", "%r11", "%r",
+                "[%r1+4]", "[%r2-", "]", "[", ",", ":", "l:", "l", "exit:", "#", "\n", " ", "+", "-",
+                "0x", "0xffffffffffffffffff", "-32769", "32767", "4294967295", "-9223372036854775808",
+                "1", "99999999999999999999999999999999999999999",
+            ]), 0..30)
+        ) {
+            let src: String = toks.concat();
+            if let Err(e) = assemble(&src) {
+                proptest::prop_assert!(e.line() >= 1 && e.line() <= src.lines().count().max(1));
+            }
+        }
+    }
 }
