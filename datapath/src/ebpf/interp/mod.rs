@@ -437,3 +437,6 @@ impl Machine<'_, '_> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod suite_tests;

@@ -138,9 +138,10 @@ fn env_with(entry: Entry, helpers: Arc<HelperRegistry>, budget: u64) -> Arc<Prog
     })
 }
 
-/// Stands in for the verifier: r10-based accesses are Stack, others Packet,
-/// all guarded.
-fn build(ops: &[Op], env: Arc<ProgEnv>) -> Program {
+/// Stands in for the verifier: accesses based on r10, or on a register
+/// copied from r10 and moved by add/sub earlier in program order (a
+/// straight-line approximation), are Stack; all others Packet. All guarded.
+pub(super) fn build(ops: &[Op], env: Arc<ProgEnv>) -> Program {
     let insns = encode_all(ops);
     let n = insns.len();
     let mut p = Program {
@@ -150,6 +151,8 @@ fn build(ops: &[Op], env: Arc<ProgEnv>) -> Program {
         callx: vec![None; n],
         env,
     };
+    let mut stack_ptr = [false; 11];
+    stack_ptr[10] = true;
     for (pc, op) in decode_all(&insns).unwrap() {
         let base = match op {
             Op::Ldx { src, .. } => Some(src),
@@ -157,7 +160,7 @@ fn build(ops: &[Op], env: Arc<ProgEnv>) -> Program {
             _ => None,
         };
         p.access[pc] = base.map(|b| MemAccess {
-            region: if b == 10 {
+            region: if stack_ptr[b as usize] {
                 Region::Stack
             } else {
                 Region::Packet
@@ -165,6 +168,26 @@ fn build(ops: &[Op], env: Arc<ProgEnv>) -> Program {
             guard: true,
         });
         p.ops[pc] = Some(op);
+        match op {
+            Op::Alu {
+                wide: true,
+                op: AluOp::Mov,
+                dst,
+                src: Src::Reg(s),
+            } => stack_ptr[dst as usize] = stack_ptr[s as usize],
+            Op::Alu {
+                wide: true,
+                op: AluOp::Add | AluOp::Sub,
+                ..
+            } => {}
+            Op::Alu { dst, .. }
+            | Op::Neg { dst, .. }
+            | Op::End { dst, .. }
+            | Op::Lddw { dst, .. }
+            | Op::Ldx { dst, .. } => stack_ptr[dst as usize] = false,
+            Op::Call { .. } | Op::CallX { .. } | Op::CallLocal { .. } => stack_ptr[..6].fill(false),
+            _ => {}
+        }
     }
     p
 }
