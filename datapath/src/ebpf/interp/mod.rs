@@ -122,12 +122,14 @@ impl<'a> Mem<'a> {
     /// Loads `size` bytes little-endian, zero-extended.
     #[inline]
     fn load(&mut self, pc: usize, region: Region, addr: u64, size: u8) -> Result<u64, RunError> {
-        let src = self.bytes(pc, region, addr, size)?;
-        let mut b = [0u8; 8];
-        for (d, s) in b.iter_mut().zip(src.iter()) {
-            *d = *s;
-        }
-        Ok(u64::from_le_bytes(b))
+        let src: &[u8] = self.bytes(pc, region, addr, size)?;
+        // `bytes` returned exactly `size` bytes, so the conversions succeed.
+        Ok(match size {
+            1 => src.first().copied().map_or(0, u64::from),
+            2 => src.try_into().map_or(0, |b| u16::from_le_bytes(b) as u64),
+            4 => src.try_into().map_or(0, |b| u32::from_le_bytes(b) as u64),
+            _ => src.try_into().map_or(0, u64::from_le_bytes),
+        })
     }
 
     /// Stores the low `size` bytes of `v` little-endian.
@@ -141,8 +143,10 @@ impl<'a> Mem<'a> {
         v: u64,
     ) -> Result<(), RunError> {
         let dst = self.bytes(pc, region, addr, size)?;
-        for (d, s) in dst.iter_mut().zip(v.to_le_bytes()) {
-            *d = s;
+        let bytes = v.to_le_bytes();
+        // `bytes` returned exactly `size` (1, 2, 4 or 8) bytes.
+        if let Some(src) = bytes.get(..dst.len()) {
+            dst.copy_from_slice(src);
         }
         Ok(())
     }
@@ -261,7 +265,7 @@ impl Machine<'_, '_> {
         Ok(self.reg(pc, base)?.wrapping_add(off as i64 as u64))
     }
 
-    #[inline]
+    #[inline(always)]
     fn step(&mut self, pc: usize, op: Op) -> Result<Flow, RunError> {
         match op {
             Op::Alu { wide, op, dst, src } => {
