@@ -34,13 +34,13 @@ pub fn run(prog: &Program, mut input: RunInput<'_>) -> Result<u64, RunError> {
     }
     let mut stack = StackBuf([0; STACK_TOTAL]);
     let mem = Mem::new(input.pkt, input.ctx, &mut stack.0);
-    let r1 = match prog.env.entry {
-        Entry::MemLen => mem.pkt_base,
-        Entry::Ctx(_) => mem.ctx_base,
+    let (r1, r2) = match prog.env.entry {
+        Entry::MemLen => (mem.pkt_base, mem.pkt.len() as u64),
+        Entry::Ctx(_) => (mem.ctx_base, 0),
     };
     let mut regs = [0u64; NREGS];
     regs[1] = r1;
-    regs[2] = mem.pkt.len() as u64;
+    regs[2] = r2;
     regs[10] = mem.frame_top(0);
     let mut m = Machine {
         prog,

@@ -640,6 +640,15 @@ fn ctx_entry() {
         HelperRegistry::standard(),
         crate::ebpf::vm::DEFAULT_BUDGET,
     );
+    // r1 = the context, r2 = 0.
+    let mut ctx = [0u8; 24];
+    let ctx_addr = ctx.as_ptr() as u64;
+    let regs = |ops: &[Op], ctx: &mut [u8]| {
+        let p = build(ops, env.clone());
+        run(&p, RunInput { pkt: &mut [1], ctx })
+    };
+    assert_eq!(regs(&[movr(0, 1), EXIT], &mut ctx), Ok(ctx_addr));
+    assert_eq!(regs(&[mov(0, 5), movr(0, 2), EXIT], &mut ctx), Ok(0));
     let mut p = build(
         &[
             ldx(8, 2, 1, 0),
