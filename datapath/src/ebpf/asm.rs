@@ -451,20 +451,20 @@ fn parse_lock(rest: &str) -> Result<Item, AsmReason> {
     // xchg and cmpxchg always return the old value.
     let fetch = fetch || matches!(op, AtomicOp::Xchg | AtomicOp::CmpXchg);
     let ops = operands(tail);
-    if ops.len() != 2 {
+    let [addr, src] = ops.as_slice() else {
         return Err(AsmReason::OperandCount {
             mnemonic: format!("lock {w}"),
             expected: 2,
             found: ops.len(),
         });
-    }
-    let (dst, off) = mem(ops[0])?;
+    };
+    let (dst, off) = mem(addr)?;
     Ok(Item::Op(Op::Atomic {
         size,
         op,
         fetch,
         dst,
-        src: reg(ops[1])?,
+        src: reg(src)?,
         off,
     }))
 }
@@ -688,4 +688,332 @@ fn fit_i32(v: i128, what: &'static str) -> Result<i32, AsmReason> {
         value: v.to_string(),
         range: "-2147483648..=2147483647",
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(src: &str) -> Insn {
+        let v = assemble(src).unwrap_or_else(|e| panic!("{src}: {e}"));
+        assert_eq!(v.len(), 1, "{src}");
+        v[0]
+    }
+
+    fn err(src: &str) -> AsmError {
+        match assemble(src) {
+            Ok(v) => panic!("{src:?} assembled to {v:?}"),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn known_encodings() {
+        let cases: &[(&str, Insn)] = &[
+            ("mov %r0, 1", Insn::new(0xb7, 0, 0, 0, 1)),
+            ("mov32 %r0, -1", Insn::new(0xb4, 0, 0, 0, -1)),
+            ("add32 %r1, %r2", Insn::new(0x0c, 1, 2, 0, 0)),
+            ("sdiv %r1, 3", Insn::new(0x37, 1, 0, 1, 3)),
+            ("smod32 %r1, %r2", Insn::new(0x9c, 1, 2, 1, 0)),
+            ("arsh32 %r4, 0x1f", Insn::new(0xc4, 4, 0, 0, 31)),
+            ("neg %r3", Insn::new(0x87, 3, 0, 0, 0)),
+            ("neg32 %r3", Insn::new(0x84, 3, 0, 0, 0)),
+            ("movsx832 %r1, %r2", Insn::new(0xbc, 1, 2, 8, 0)),
+            ("movsx1664 %r1, %r2", Insn::new(0xbf, 1, 2, 16, 0)),
+            ("movsx3264 %r1, %r2", Insn::new(0xbf, 1, 2, 32, 0)),
+            ("be16 %r0", Insn::new(0xdc, 0, 0, 0, 16)),
+            ("le32 %r0", Insn::new(0xd4, 0, 0, 0, 32)),
+            ("bswap64 %r0", Insn::new(0xd7, 0, 0, 0, 64)),
+            ("swap16 %r2", Insn::new(0xd7, 2, 0, 0, 16)),
+            ("ja +3", Insn::new(0x05, 0, 0, 3, 0)),
+            ("ja32 -2", Insn::new(0x06, 0, 0, 0, -2)),
+            (
+                "jeq %r1, 0x80000000, +1",
+                Insn::new(0x15, 1, 0, 1, i32::MIN),
+            ),
+            ("jsle32 %r1, -3, -1", Insn::new(0xd6, 1, 0, -1, -3)),
+            ("jset %r1, %r2, +0", Insn::new(0x4d, 1, 2, 0, 0)),
+            ("jlt32 %r9, %r10, +7", Insn::new(0xae, 9, 10, 7, 0)),
+            ("call 5", Insn::new(0x85, 0, 0, 0, 5)),
+            ("call local +2", Insn::new(0x85, 0, 1, 0, 2)),
+            ("call local -1", Insn::new(0x85, 0, 1, 0, -1)),
+            ("call %r2", Insn::new(0x8d, 2, 0, 0, 0)),
+            ("exit", Insn::new(0x95, 0, 0, 0, 0)),
+            ("ldxb %r0, [%r1]", Insn::new(0x71, 0, 1, 0, 0)),
+            ("ldxdw %r0, [%r10-8]", Insn::new(0x79, 0, 10, -8, 0)),
+            ("ldxsw %r0, [%r1+0x4]", Insn::new(0x81, 0, 1, 4, 0)),
+            ("ldxsh %r0, [ %r1 + 2 ]", Insn::new(0x89, 0, 1, 2, 0)),
+            ("ldxsb %r0, [%r1-32768]", Insn::new(0x91, 0, 1, i16::MIN, 0)),
+            ("stw [%r10-4], 1", Insn::new(0x62, 10, 0, -4, 1)),
+            ("stdw [%r1+2], 0xffffffff", Insn::new(0x7a, 1, 0, 2, -1)),
+            ("sth [%r1+32767], 7", Insn::new(0x6a, 1, 0, i16::MAX, 7)),
+            ("stxb [%r1+1], %r2", Insn::new(0x73, 1, 2, 1, 0)),
+            ("lock add [%r10-8], %r1", Insn::new(0xdb, 10, 1, -8, 0)),
+            (
+                "lock fetch add [%r10-8], %r1",
+                Insn::new(0xdb, 10, 1, -8, 1),
+            ),
+            (
+                "lock fetch xor32 [%r10-4], %r3",
+                Insn::new(0xc3, 10, 3, -4, 0xa1),
+            ),
+            ("lock xchg [%r1], %r2", Insn::new(0xdb, 1, 2, 0, 0xe1)),
+            (
+                "lock cmpxchg32 [%r1+0], %r2",
+                Insn::new(0xc3, 1, 2, 0, 0xf1),
+            ),
+            (".raw 0x0000000100000095", Insn::new(0x95, 0, 0, 0, 1)),
+            ("  MOV %R1 , 2  # comment", Insn::new(0xb7, 1, 0, 0, 2)),
+        ];
+        for (src, want) in cases {
+            assert_eq!(one(src), *want, "{src}");
+        }
+    }
+
+    #[test]
+    fn lddw_takes_full_64_bits() {
+        let lo_hi = |v: u64| {
+            vec![
+                Insn::new(0x18, 1, 0, 0, v as u32 as i32),
+                Insn::new(0, 0, 0, 0, (v >> 32) as u32 as i32),
+            ]
+        };
+        for (text, v) in [
+            ("0xffffffffffffffff", u64::MAX),
+            ("-1", u64::MAX),
+            ("0x8000000000000000", 1 << 63),
+            ("-9223372036854775808", 1 << 63),
+            ("18446744073709551615", u64::MAX),
+            ("0x1122334455667788", 0x1122334455667788),
+        ] {
+            assert_eq!(
+                assemble(&format!("lddw %r1, {text}")).unwrap(),
+                lo_hi(v),
+                "{text}"
+            );
+        }
+        let map = assemble("lddw %r2, map 3").unwrap();
+        assert_eq!(map[0], Insn::new(0x18, 2, 1, 0, 3));
+        assert!(matches!(
+            err("lddw %r1, 0x10000000000000000").reason(),
+            AsmReason::OutOfRange { .. }
+        ));
+        assert!(matches!(
+            err("lddw %r1, -9223372036854775809").reason(),
+            AsmReason::OutOfRange { .. }
+        ));
+    }
+
+    #[test]
+    fn labels_count_slots_and_exit_means_first_exit() {
+        let p = assemble(
+            "ja exit\n\
+             start:\n\
+             lddw %r0, 1\n\
+             jeq %r0, 1, start\n\
+             exit\n\
+             mov %r0, 2\n\
+             exit",
+        )
+        .unwrap();
+        // ja at 0 → exit at 4: offset 3. jeq at 3 → start at 1: offset -3.
+        assert_eq!(p[0], Insn::new(0x05, 0, 0, 3, 0));
+        assert_eq!(p[3], Insn::new(0x15, 0, 0, -3, 1));
+        // A real label named `exit` wins over the first exit instruction.
+        let p = assemble("ja exit\nexit\nexit: exit").unwrap();
+        assert_eq!(p[0], Insn::new(0x05, 0, 0, 1, 0));
+        // Labels on their own line, several in a row, and before the end.
+        let p = assemble("a:\nb: ja a\nja b\nja c\nc:").unwrap();
+        assert_eq!(
+            p,
+            vec![
+                Insn::new(0x05, 0, 0, -1, 0),
+                Insn::new(0x05, 0, 0, -2, 0),
+                Insn::new(0x05, 0, 0, 0, 0)
+            ]
+        );
+        let p = assemble("call local f\nexit\nf:\nmov %r0, 1\nexit").unwrap();
+        assert_eq!(p[0], Insn::new(0x85, 0, 1, 0, 1));
+        let p = assemble("ja32 l\nl: exit").unwrap();
+        assert_eq!(p[0], Insn::new(0x06, 0, 0, 0, 0));
+    }
+
+    #[test]
+    fn imm32_accepts_i32_and_u32_bit_patterns() {
+        assert_eq!(one("mov %r0, 0xffffffff").imm, -1);
+        assert_eq!(one("mov %r0, 4294967295").imm, -1);
+        assert_eq!(one("mov %r0, -2147483648").imm, i32::MIN);
+        assert_eq!(one("mov %r0, -0x80000000").imm, i32::MIN);
+        for bad in [
+            "mov %r0, 0x100000000",
+            "mov %r0, -2147483649",
+            "call 0x1ffffffff",
+        ] {
+            let e = err(bad);
+            assert!(matches!(e.reason(), AsmReason::OutOfRange { .. }), "{e}");
+            assert_eq!(e.line(), 1);
+        }
+        for bad in [
+            "mov %r0, 12a",
+            "mov %r0, 0x",
+            "mov %r0, --1",
+            "mov %r0, -+1",
+            "mov %r0, 0xg",
+        ] {
+            assert!(
+                matches!(err(bad).reason(), AsmReason::BadNumber(_)),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_mnemonic_is_line_numbered() {
+        let e = err("mov %r0, 1\n# comment\nfrobnicate %r1, 2\nexit");
+        assert_eq!(
+            e,
+            AsmError::Syntax {
+                line: 3,
+                text: "frobnicate %r1, 2".into(),
+                reason: AsmReason::UnknownMnemonic("frobnicate".into()),
+            }
+        );
+        let msg = e.to_string();
+        assert!(
+            msg.contains("line 3") && msg.contains("frobnicate"),
+            "{msg}"
+        );
+        for bad in [
+            "lock nand [%r1], %r2",
+            "ldxsdw %r0, [%r1]",
+            "add64 %r1, 1",
+            "le8 %r1",
+            "movsx3232 %r1, %r2",
+        ] {
+            assert!(
+                matches!(err(bad).reason(), AsmReason::UnknownMnemonic(_)),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_register_is_line_numbered() {
+        let e = err("exit\nmov %r11, 1");
+        assert_eq!(e.line(), 2);
+        assert_eq!(e.reason(), &AsmReason::BadRegister("%r11".into()));
+        assert!(e.to_string().contains("%r11"), "{e}");
+        for bad in [
+            "mov r1, 1",
+            "mov %r1, %r99",
+            "ldxb %r0, [%r12+1]",
+            "call %r-1",
+            "stxw [%r1], %rx",
+            "le16 %r",
+        ] {
+            assert!(
+                matches!(err(bad).reason(), AsmReason::BadRegister(_)),
+                "{bad}: {}",
+                err(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn offsets_out_of_range_are_line_numbered() {
+        for (src, line) in [
+            ("jeq %r1, 0, +32768", 1),
+            ("exit\nja -32769", 2),
+            ("ldxw %r0, [%r1+32768]", 1),
+            ("stw [%r1-32769], 0", 1),
+            ("call local +2147483648", 1),
+        ] {
+            let e = err(src);
+            assert_eq!(e.line(), line, "{src}");
+            assert!(
+                matches!(e.reason(), AsmReason::OutOfRange { .. }),
+                "{src}: {e}"
+            );
+        }
+        // A label more than 32767 slots back is out of reach of `ja` but not `ja32`.
+        let mut src = String::from("top:\n");
+        for _ in 0..32768 {
+            src.push_str("mov %r0, 0\n");
+        }
+        let e = err(&format!("{src}ja top"));
+        assert_eq!(e.line(), 32770);
+        assert_eq!(
+            e.reason(),
+            &AsmReason::OutOfRange {
+                what: "jump offset",
+                value: "-32769".into(),
+                range: "-32768..=32767",
+            }
+        );
+        let p = assemble(&format!("{src}ja32 top")).unwrap();
+        assert_eq!(p[32768], Insn::new(0x06, 0, 0, 0, -32769));
+    }
+
+    #[test]
+    fn other_errors() {
+        let e = err("l:\nexit\nl: exit");
+        assert_eq!(e.line(), 3);
+        assert_eq!(
+            e.reason(),
+            &AsmReason::DuplicateLabel {
+                name: "l".into(),
+                first: 1
+            }
+        );
+        assert_eq!(
+            err("ja nowhere").reason(),
+            &AsmReason::UndefinedLabel("nowhere".into())
+        );
+        // No exit instruction and no label: `exit` is undefined.
+        assert_eq!(
+            err("ja exit").reason(),
+            &AsmReason::UndefinedLabel("exit".into())
+        );
+        assert!(matches!(err("9x: exit").reason(), AsmReason::BadLabel(_)));
+        assert!(matches!(
+            err("mov %r1").reason(),
+            AsmReason::OperandCount {
+                expected: 2,
+                found: 1,
+                ..
+            }
+        ));
+        assert!(matches!(
+            err("exit %r0").reason(),
+            AsmReason::OperandCount { expected: 0, .. }
+        ));
+        assert!(matches!(
+            err("ldxw %r0, %r1").reason(),
+            AsmReason::Expected { .. }
+        ));
+        assert!(matches!(err("ja %r1").reason(), AsmReason::Expected { .. }));
+        assert!(matches!(
+            err("movsx832 %r1, 5").reason(),
+            AsmReason::BadRegister(_)
+        ));
+    }
+
+    proptest::proptest! {
+        /// Token soup never panics: it assembles or gives a line-numbered error.
+        #[test]
+        fn arbitrary_text_never_panics(
+            toks in proptest::collection::vec(proptest::sample::select(vec![
+                "mov", "lddw", "ja", "ja32", "jeq32", "call", "local", "lock", "fetch", "xchg32",
+                "ldxsb", "stdw", "exit", ".raw", "le16", "movsx3264", "%r1", "%r10", "%r11", "%r",
+                "[%r1+4]", "[%r2-", "]", "[", ",", ":", "l:", "l", "exit:", "#", "\n", " ", "+", "-",
+                "0x", "0xffffffffffffffffff", "-32769", "32767", "4294967295", "-9223372036854775808",
+                "1", "99999999999999999999999999999999999999999",
+            ]), 0..30)
+        ) {
+            let src: String = toks.concat();
+            if let Err(e) = assemble(&src) {
+                proptest::prop_assert!(e.line() >= 1 && e.line() <= src.lines().count().max(1));
+            }
+        }
+    }
 }

@@ -234,19 +234,28 @@ pub fn find_suite() -> Option<PathBuf> {
 /// The suite for a test: `Ok(Some(dir))` if found; `Ok(None)` after printing
 /// a skip notice if absent outside CI; an error if absent with `CI=true`.
 pub fn suite_for_test(test: &str) -> Result<Option<PathBuf>, ConformanceError> {
-    if let Some(d) = find_suite() {
-        return Ok(Some(d));
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        return Err(ConformanceError::SuiteMissing {
+    let ci = std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1");
+    suite_decision(test, find_suite(), ci)
+}
+
+fn suite_decision(
+    test: &str,
+    found: Option<PathBuf>,
+    ci: bool,
+) -> Result<Option<PathBuf>, ConformanceError> {
+    match found {
+        Some(d) => Ok(Some(d)),
+        None if ci => Err(ConformanceError::SuiteMissing {
             default: default_suite_dir(),
-        });
+        }),
+        None => {
+            eprintln!(
+                "{test}: skipped, bpf_conformance suite not found (set {SUITE_ENV} or put it at {})",
+                default_suite_dir().display()
+            );
+            Ok(None)
+        }
     }
-    eprintln!(
-        "{test}: skipped, bpf_conformance suite not found (set {SUITE_ENV} or put it at {})",
-        default_suite_dir().display()
-    );
-    Ok(None)
 }
 
 /// The test files named by `paths`: files as given, directories searched
@@ -296,10 +305,17 @@ mod tests {
         };
         let files = list_files(&[dir]).unwrap();
         assert_eq!(files.len(), 313);
+        let mut with_mem = 0;
         for f in &files {
             let tc = load(f).unwrap_or_else(|e| panic!("{e}"));
             assert!(!tc.insns.is_empty(), "{}", f.display());
+            assert!(tc.result.is_some(), "{}", f.display());
+            let from_asm =
+                asm::assemble(&tc.asm).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+            assert_eq!(from_asm, tc.insns, "{}", f.display());
+            with_mem += usize::from(!tc.mem.is_empty());
         }
+        assert_eq!(with_mem, 40);
     }
 
     #[test]
@@ -311,5 +327,119 @@ mod tests {
         assert_eq!(tc.insns.len(), 3);
         assert_eq!(asm::assemble(&tc.asm).unwrap(), tc.insns);
         assert_eq!(tc.result, Some(0x1122334455667788));
+    }
+
+    #[test]
+    fn parses_every_section() {
+        let text = "# header comment\n\
+                    -- asm\n\
+                    mov %r0, 1 # one\n\
+                    \n\
+                    exit\n\
+                    -- mem\n\
+                    00 01 ff\n\
+                    7f # more\n\
+                    -- result\n\
+                    -3\n\
+                    -- c\n\
+                    for (i = 0; i < n; i--) { x = y -- z; }\n\
+                    -- no register offset\n\
+                    call instruction\n";
+        let tc = parse(text).unwrap();
+        assert_eq!(
+            tc.insns,
+            vec![Insn::new(0xb7, 0, 0, 0, 1), Insn::new(0x95, 0, 0, 0, 0)]
+        );
+        assert_eq!(tc.mem, vec![0x00, 0x01, 0xff, 0x7f]);
+        assert_eq!(tc.result, Some((-3i64) as u64));
+        assert!(!tc.expect_error);
+        assert_eq!(tc.asm.lines().nth(2), Some("mov %r0, 1 # one"));
+
+        let tc = parse("-- asm\nexit\n-- result\n0xFFFFFFFFFFFFFFFF\n").unwrap();
+        assert_eq!(tc.result, Some(u64::MAX));
+        assert!(tc.mem.is_empty());
+        let tc = parse("-- asm\nexit\n-- result\n18446744073709551615\n").unwrap();
+        assert_eq!(tc.result, Some(u64::MAX));
+
+        let tc = parse("-- asm\nfoo %r1\n-- raw\n0x95\n-- error\nbad insn\n").unwrap();
+        assert_eq!(tc.insns, vec![Insn::new(0x95, 0, 0, 0, 0)]);
+        assert!(tc.expect_error);
+        assert_eq!(tc.result, None);
+    }
+
+    #[test]
+    fn errors_carry_file_lines() {
+        let e = parse("# c\n-- asm\nmov %r0, 1\nmov %r11, 2\nexit\n").unwrap_err();
+        match e {
+            ConformanceError::Asm(a) => assert_eq!(a.line(), 4, "{a}"),
+            other => panic!("{other}"),
+        }
+        let cases: &[(&str, usize)] = &[
+            ("-- asm\nexit\n-- mem\n00 1\n", 4),
+            ("-- asm\nexit\n-- mem\n00 zz\n", 4),
+            ("-- asm\nexit\n-- result\n0x1 2\n", 4),
+            ("-- asm\nexit\n-- result\n1\n2\n", 5),
+            ("-- asm\nexit\n-- result\n0x10000000000000000\n", 4),
+            ("-- asm\nexit\n-- result\n-9223372036854775809\n", 4),
+            ("-- raw\n0x95\nexit\n", 3),
+            ("stray\n-- asm\nexit\n", 1),
+        ];
+        for (text, line) in cases {
+            match parse(text) {
+                Err(ConformanceError::BadLine { line: l, .. }) => assert_eq!(l, *line, "{text}"),
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+        assert_eq!(
+            parse("-- asm\nexit\n-- bogus\n"),
+            Err(ConformanceError::UnknownSection {
+                line: 3,
+                name: "bogus".into()
+            })
+        );
+        assert!(matches!(
+            parse("-- asm\nexit\n-- asm\nexit\n"),
+            Err(ConformanceError::DuplicateSection { line: 3, .. })
+        ));
+        assert_eq!(parse("-- result\n0x1\n"), Err(ConformanceError::NoProgram));
+        let e = load(Path::new("/nonexistent/x.data")).unwrap_err();
+        assert!(e.to_string().contains("/nonexistent/x.data"), "{e}");
+    }
+
+    #[test]
+    fn list_files_sorts_files_and_directories() {
+        let root = std::env::temp_dir().join(format!("fs-conf-list-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(root.join("sub")).unwrap();
+        for f in ["b.data", "a.data", "notes.txt", "sub/c.data"] {
+            std::fs::write(root.join(f), "-- asm\nexit\n").unwrap();
+        }
+        let got = list_files(&[root.join("notes.txt"), root.clone(), root.join("a.data")]).unwrap();
+        assert_eq!(
+            got,
+            vec![
+                root.join("a.data"),
+                root.join("b.data"),
+                root.join("notes.txt"),
+                root.join("sub/c.data"),
+            ]
+        );
+        assert!(matches!(
+            list_files(&[root.join("missing")]),
+            Err(ConformanceError::Io { .. })
+        ));
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn missing_suite_skips_outside_ci_and_fails_in_ci() {
+        let d = PathBuf::from("/some/suite");
+        assert_eq!(suite_decision("t", Some(d.clone()), true), Ok(Some(d)));
+        assert_eq!(suite_decision("t", None, false), Ok(None));
+        assert!(matches!(
+            suite_decision("t", None, true),
+            Err(ConformanceError::SuiteMissing { .. })
+        ));
+        assert!(default_suite_dir().ends_with("shared/bpf-conformance"));
     }
 }
