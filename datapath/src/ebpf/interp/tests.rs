@@ -1252,3 +1252,43 @@ fn arbitrary_programs_never_panic_or_hang() {
         "{outcomes:?} {kinds:?}"
     );
 }
+
+// ---- with the verifier ----
+
+#[test]
+fn verified_programs_run_with_checks() {
+    use crate::ebpf::asm::assemble;
+    use crate::ebpf::verifier::verify;
+    let load = verify(
+        &assemble("ldxw %r0, [%r1+2]\nexit\n").unwrap(),
+        &ProgEnv::mem(),
+    )
+    .unwrap();
+    assert_eq!(
+        run(&load, RunInput::mem(&mut [1, 2, 3, 4, 5, 6])),
+        Ok(0x0605_0403)
+    );
+    assert_eq!(
+        run(&load, RunInput::mem(&mut [1, 2, 3, 4, 5])),
+        Err(RunError::OutOfBounds {
+            pc: 0,
+            region: Region::Packet,
+            offset: 2,
+            size: 4
+        })
+    );
+    // A loop the verifier accepts but the budget ends.
+    let spin = verify(
+        &assemble("mov %r0, 0\nloop:\nadd %r0, 1\njne %r0, 0, loop\nexit\n").unwrap(),
+        &Arc::new(ProgEnv {
+            entry: Entry::MemLen,
+            helpers: HelperRegistry::standard(),
+            budget: 1000,
+        }),
+    )
+    .unwrap();
+    assert_eq!(
+        run(&spin, RunInput::mem(&mut [])),
+        Err(RunError::Budget { pc: 2 })
+    );
+}

@@ -148,9 +148,17 @@ impl<'a> Analyzer<'a> {
                 })?;
             self.steps += 1;
             if self.steps > self.max_steps {
-                return Err(at(pc, &op, Reason::TooComplex { steps: self.max_steps }));
+                return Err(at(
+                    pc,
+                    &op,
+                    Reason::TooComplex {
+                        steps: self.max_steps,
+                    },
+                ));
             }
-            let flow = self.step(ctx, pc, &op, &mut st).map_err(|r| at(pc, &op, r))?;
+            let flow = self
+                .step(ctx, pc, &op, &mut st)
+                .map_err(|r| at(pc, &op, r))?;
             match flow {
                 Flow::Next => {
                     pc += op.slots();

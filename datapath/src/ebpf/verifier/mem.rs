@@ -48,9 +48,18 @@ fn stack_of_mut(st: &mut State, frame: usize) -> Result<&mut Stack, Reason> {
 /// Where an access lands.
 enum Target {
     /// Stack frame `frame`, first byte at an offset in `[lo, hi]`.
-    Stack { frame: usize, lo: i64, hi: i64 },
-    Packet { guard: bool },
-    Ctx { off: i64, kind: CtxField },
+    Stack {
+        frame: usize,
+        lo: i64,
+        hi: i64,
+    },
+    Packet {
+        guard: bool,
+    },
+    Ctx {
+        off: i64,
+        kind: CtxField,
+    },
 }
 
 impl Target {
@@ -93,9 +102,7 @@ fn resolve(
             }
             let frame = usize::from(frame);
             if frame >= st.frames.len() {
-                return Err(Reason::DeadFrame {
-                    frame: frame as u8,
-                });
+                return Err(Reason::DeadFrame { frame: frame as u8 });
             }
             Ok(Target::Stack { frame, lo, hi })
         }
@@ -109,9 +116,9 @@ fn resolve(
                 return Err(Reason::CtxVariableOffset { reg: base, lo, hi });
             }
             let field = layout.and_then(|l| {
-                l.fields.iter().find(|&&(o, s, _)| {
-                    o as i64 == lo && s == usize::from(size) && o + s <= l.size
-                })
+                l.fields
+                    .iter()
+                    .find(|&&(o, s, _)| o as i64 == lo && s == usize::from(size) && o + s <= l.size)
             });
             match field {
                 Some(&(_, _, kind)) => Ok(Target::Ctx { off: lo, kind }),

@@ -277,7 +277,12 @@ mod tests {
     fn constant_conditions_decide_the_branch() {
         let (t, f) = branch(Cond::Gt, true, &Scalar::constant(5), &Scalar::constant(3));
         assert!(t.is_some() && f.is_none());
-        let (t, f) = branch(Cond::Eq, false, &Scalar::constant(1 << 32), &Scalar::constant(0));
+        let (t, f) = branch(
+            Cond::Eq,
+            false,
+            &Scalar::constant(1 << 32),
+            &Scalar::constant(0),
+        );
         assert!(t.is_some() && f.is_none());
     }
 

@@ -360,7 +360,10 @@ fn alu64(op: AluOp, a: &Scalar, b: &Scalar, count_mask: u64) -> Scalar {
             let count = alu64(AluOp::And, b, &Scalar::constant(count_mask), count_mask);
             shift(op, a, &count)
         }
-        AluOp::Mov => Scalar { pkt_len: b.pkt_len, ..*b },
+        AluOp::Mov => Scalar {
+            pkt_len: b.pkt_len,
+            ..*b
+        },
         AluOp::MovSx(n) => b.sign_extend(u32::from(n)),
     }
 }
@@ -427,7 +430,10 @@ fn div(a: &Scalar, b: &Scalar) -> Scalar {
 }
 
 fn rem(a: &Scalar, b: &Scalar) -> Scalar {
-    let plain = Scalar { pkt_len: false, ..*a };
+    let plain = Scalar {
+        pkt_len: false,
+        ..*a
+    };
     if b.umax == 0 {
         // Modulo by zero leaves dst.
         return plain;

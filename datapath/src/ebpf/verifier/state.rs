@@ -149,7 +149,9 @@ pub struct Stack {
 
 /// Word and bit of the init bitmap for a frame offset (`None` outside the frame).
 fn bit_of(off: i64) -> Option<(usize, u32)> {
-    let i = usize::try_from(off + FRAME).ok().filter(|&i| i < STACK_SIZE)?;
+    let i = usize::try_from(off + FRAME)
+        .ok()
+        .filter(|&i| i < STACK_SIZE)?;
     Some((i / 64, (i % 64) as u32))
 }
 

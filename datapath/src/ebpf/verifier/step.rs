@@ -91,7 +91,11 @@ pub fn alu(st: &mut State, wide: bool, op: AluOp, dst: u8, src: Src) -> Result<(
                 _ if wide && op == AluOp::Mov => b,
                 Reg::Scalar(s) => Reg::Scalar(scalar::alu(op, wide, &Scalar::UNKNOWN, &s)),
                 Reg::Ptr(p) => return Err(blame_src(p.kind)),
-                _ => return Err(Reason::UninitRegister { reg: src_reg(src, dst) }),
+                _ => {
+                    return Err(Reason::UninitRegister {
+                        reg: src_reg(src, dst),
+                    })
+                }
             };
             set(st, dst, v);
             return Ok(());
@@ -111,7 +115,9 @@ pub fn alu(st: &mut State, wide: bool, op: AluOp, dst: u8, src: Src) -> Result<(
         {
             ptr_add(&p, &s)
         }
-        (Reg::Ptr(p), Reg::Scalar(s)) if wide && op == AluOp::Sub && p.kind != PtrKind::PacketEnd => {
+        (Reg::Ptr(p), Reg::Scalar(s))
+            if wide && op == AluOp::Sub && p.kind != PtrKind::PacketEnd =>
+        {
             Reg::Ptr(p.moved(-i128::from(s.smax), -i128::from(s.smin)))
         }
         (Reg::Ptr(p), Reg::Ptr(q)) if wide && op == AluOp::Sub => match ptr_diff(&p, &q) {
