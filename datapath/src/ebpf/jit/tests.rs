@@ -6,6 +6,7 @@ mod alu;
 mod arena;
 mod calls;
 mod mem;
+mod suite;
 
 use std::sync::Arc;
 
@@ -15,12 +16,16 @@ use crate::ebpf::insn::{self, AluOp, AtomicOp, Cond, EndKind, Insn, Src};
 use crate::ebpf::vm::{Entry, MemAccess, DEFAULT_BUDGET};
 use crate::ebpf::ProgEnv;
 
-/// Builds a `Program` the way the verifier would for tests: every memory
-/// access based on r10 is Stack, anything else Packet, all guarded.
+/// Builds a `Program` the way the verifier would for tests: a memory access
+/// is Stack if its base register holds a copy of r10 (tracked linearly
+/// through 64-bit moves, adds and subtracts), Packet otherwise; all guarded
+/// or all trusted.
 pub(crate) fn program(insns: Vec<Insn>, env: Arc<ProgEnv>, guard: bool) -> Program {
     let decoded = insn::decode_all(&insns).unwrap();
     let mut ops = vec![None; insns.len()];
     let mut access = vec![None; insns.len()];
+    let mut on_stack = [false; 11];
+    on_stack[R10 as usize] = true;
     for (pc, op) in decoded {
         ops[pc] = Some(op);
         let base = match op {
@@ -29,12 +34,40 @@ pub(crate) fn program(insns: Vec<Insn>, env: Arc<ProgEnv>, guard: bool) -> Progr
             _ => None,
         };
         if let Some(b) = base {
-            let region = if b == R10 {
+            let region = if on_stack[b as usize] {
                 Region::Stack
             } else {
                 Region::Packet
             };
             access[pc] = Some(MemAccess { region, guard });
+        }
+        match op {
+            Op::Alu {
+                wide: true,
+                op: AluOp::Mov,
+                dst,
+                src: Src::Reg(s),
+            } => on_stack[dst as usize] = on_stack[s as usize],
+            Op::Alu {
+                wide: true,
+                op: AluOp::Add | AluOp::Sub,
+                ..
+            } => {}
+            Op::Alu { dst, .. }
+            | Op::Neg { dst, .. }
+            | Op::End { dst, .. }
+            | Op::Lddw { dst, .. }
+            | Op::Ldx { dst, .. } => on_stack[dst as usize] = false,
+            Op::Atomic {
+                src, fetch: true, ..
+            } => {
+                on_stack[src as usize] = false;
+                on_stack[0] = false;
+            }
+            Op::Call { .. } | Op::CallX { .. } | Op::CallLocal { .. } => {
+                on_stack[..6].fill(false);
+            }
+            _ => {}
         }
     }
     Program {
@@ -50,7 +83,31 @@ pub(crate) fn prog_ops(ops: &[Op]) -> Program {
     program(insn::encode_all(ops), ProgEnv::mem(), true)
 }
 
+/// Runs `p` in the JIT, after checking that the interpreter, on the same
+/// buffer, gives the same result and leaves the same memory.
 pub(crate) fn run_prog(p: &Program, mem: &mut [u8]) -> Result<u64, RunError> {
+    run_both(&compile(p).unwrap(), p, mem)
+}
+
+/// Runs a compiled program and, on the same buffer beforehand, the
+/// interpreter; both must agree on the result and the memory.
+pub(crate) fn run_both(jp: &JitProgram, p: &Program, mem: &mut [u8]) -> Result<u64, RunError> {
+    let before = mem.to_vec();
+    let by_interp = crate::ebpf::interp::run(p, RunInput::mem(mem));
+    let after_interp = mem.to_vec();
+    mem.copy_from_slice(&before);
+    let by_jit = jp.run(RunInput::mem(mem));
+    assert_eq!(by_jit, by_interp, "JIT and interpreter disagree");
+    assert_eq!(
+        mem,
+        &after_interp[..],
+        "JIT and interpreter leave different memory"
+    );
+    by_jit
+}
+
+/// JIT only, for helpers the interpreter cannot survive (panics).
+pub(crate) fn run_jit(p: &Program, mem: &mut [u8]) -> Result<u64, RunError> {
     compile(p).unwrap().run(RunInput::mem(mem))
 }
 

@@ -202,9 +202,9 @@ fn dump_program(op: Op, dst: u8, src: Option<u8>, a: u64, b: u64) -> Program {
     prog_ops(&ops)
 }
 
-fn run_dump(jp: &JitProgram) -> [u64; 10] {
+fn run_dump(jp: &JitProgram, p: &Program) -> [u64; 10] {
     let mut mem = [0u8; 80];
-    jp.run(RunInput::mem(&mut mem)).unwrap();
+    run_both(jp, p, &mut mem).unwrap();
     let mut out = [0u64; 10];
     for (i, o) in out.iter_mut().enumerate() {
         *o = u64::from_le_bytes(mem[i * 8..i * 8 + 8].try_into().unwrap());
@@ -232,8 +232,8 @@ fn expect_regs(dst: u8, src: Option<u8>, b: u64, result: u64) -> [u64; 10] {
 fn check_batch(cases: &[(Program, u64, String)]) {
     let progs: Vec<&Program> = cases.iter().map(|c| &c.0).collect();
     let jps = compile_many(&progs).unwrap();
-    for (jp, (_, want, what)) in jps.iter().zip(cases) {
-        assert_eq!(jp.run(RunInput::mem(&mut [])), Ok(*want), "{what}");
+    for (jp, (p, want, what)) in jps.iter().zip(cases) {
+        assert_eq!(run_both(jp, p, &mut []), Ok(*want), "{what}");
     }
 }
 
@@ -331,8 +331,8 @@ fn alu_every_register_pair_preserves_the_rest() {
             }
             let refs: Vec<&Program> = progs.iter().collect();
             let jps = compile_many(&refs).unwrap();
-            for (jp, (w, what)) in jps.iter().zip(&want) {
-                assert_eq!(&run_dump(jp), w, "wide={wide} {op:?} {what:x?}");
+            for ((jp, p), (w, what)) in jps.iter().zip(&progs).zip(&want) {
+                assert_eq!(&run_dump(jp, p), w, "wide={wide} {op:?} {what:x?}");
             }
         }
     }
@@ -363,8 +363,8 @@ fn alu_immediate_every_destination_preserves_the_rest() {
             }
             let refs: Vec<&Program> = progs.iter().collect();
             let jps = compile_many(&refs).unwrap();
-            for (jp, (w, what)) in jps.iter().zip(&want) {
-                assert_eq!(&run_dump(jp), w, "wide={wide} {op:?} {what:?}");
+            for ((jp, p), (w, what)) in jps.iter().zip(&progs).zip(&want) {
+                assert_eq!(&run_dump(jp, p), w, "wide={wide} {op:?} {what:?}");
             }
         }
     }
@@ -375,8 +375,8 @@ fn neg_and_byte_swaps() {
     for &a in VALUES {
         for dst in [0u8, 1, 3, 4, 6, 9] {
             let run1 = |op: Op| {
-                let jp = compile(&dump_program(op, dst, None, a, 0)).unwrap();
-                run_dump(&jp)[dst as usize]
+                let p = dump_program(op, dst, None, a, 0);
+                run_dump(&compile(&p).unwrap(), &p)[dst as usize]
             };
             assert_eq!(run1(Op::Neg { wide: true, dst }), a.wrapping_neg());
             assert_eq!(

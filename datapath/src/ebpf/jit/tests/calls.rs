@@ -300,9 +300,11 @@ fn helper_faults_panics_and_unknown_ids() {
             reason: "boom 3".into()
         })
     );
+    // (JIT only: in the interpreter the panic propagates.)
     let ops = [call_h(3), Op::Exit];
+    let p = program(insn::encode_all(&ops), env.clone(), true);
     assert_eq!(
-        run_env(&ops, env.clone(), &mut []),
+        run_jit(&p, &mut []),
         Err(RunError::HelperFault {
             pc: 0,
             id: 3,
