@@ -3,4 +3,5 @@
 //! `unsafe` code lives only in [`sys`]; everything else is safe Rust.
 
 pub mod ebpf;
+pub mod flow;
 pub mod sys;

@@ -5,13 +5,18 @@
 //! with per-instruction facts the engines rely on) → run by
 //! [`interp::run`] or compiled by [`jit::compile`].
 
+pub mod alu;
 pub mod asm;
+pub mod bench;
 pub mod conformance;
+pub mod diff;
 pub mod disasm;
+pub mod engine;
 pub mod helpers;
 pub mod insn;
 pub mod interp;
 pub mod jit;
+pub mod testgen;
 pub mod verifier;
 pub mod vm;
 
