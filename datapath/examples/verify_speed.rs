@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use datapath::ebpf::asm::assemble;
 use datapath::ebpf::verifier::verify;
-use datapath::ebpf::ProgEnv;
+use datapath::ebpf::{testgen, ProgEnv};
 
 /// A program of about `n` slots built from a 16-instruction block.
 fn parser(n: usize, with_loops: bool) -> String {
@@ -54,13 +54,19 @@ fn cpu_ns() -> Option<u64> {
 }
 
 fn measure(name: &str, src: &str) {
-    let insns = assemble(src).expect("assemble");
+    measure_insns(name, &assemble(src).expect("assemble"));
+}
+
+fn measure_insns(name: &str, insns: &[datapath::ebpf::Insn]) {
     let env = ProgEnv::mem();
-    verify(&insns, &env).expect("verify");
+    if let Err(e) = verify(insns, &env) {
+        println!("{name}: rejected: {e}");
+        return;
+    }
     let runs = 500u32;
     let (start, cpu0) = (Instant::now(), cpu_ns());
     for _ in 0..runs {
-        std::hint::black_box(verify(std::hint::black_box(&insns), &env).is_ok());
+        std::hint::black_box(verify(std::hint::black_box(insns), &env).is_ok());
     }
     let wall = start.elapsed() / runs;
     let cpu = match (cpu0, cpu_ns()) {
@@ -77,4 +83,21 @@ fn measure(name: &str, src: &str) {
 fn main() {
     measure("straight-line parser", &parser(4096, false));
     measure("parser with a loop per block", &parser(4096, true));
+    match testgen::sized_verified(4096, &ProgEnv::mem()) {
+        Some(p) => measure_insns("testgen program (the criterion bench's)", &p),
+        None => println!("testgen: no 4096-slot program verified"),
+    }
+    // How many generated programs the verifier accepts.
+    let env = ProgEnv::mem();
+    let (mut ok, total) = (0, 2000u64);
+    for seed in 0..total {
+        let mut e = testgen::SplitMix(seed);
+        let p = testgen::generate(&mut e, 64);
+        match verify(&p, &env) {
+            Ok(_) => ok += 1,
+            Err(err) if seed < 4000 && ok + 5 > seed => eprintln!("seed {seed}: {err}"),
+            Err(_) => {}
+        }
+    }
+    println!("testgen::generate: {ok}/{total} verified");
 }
