@@ -207,3 +207,26 @@ fn ctx_accesses_must_match_a_field() {
     let (_, r, _) = reject_in(&env, "mov %r0, 1\nlock add32 [%r1+16], %r0\nexit");
     assert_eq!(r, Reason::CtxReadOnly { off: 16 });
 }
+
+#[test]
+fn ctx_fields_overlapping_packet_pointers_are_not_writable() {
+    let env = Arc::new(ProgEnv {
+        entry: Entry::Ctx(CtxLayout {
+            size: 16,
+            fields: vec![
+                (0, 8, CtxField::PacketStart),
+                (8, 8, CtxField::PacketEnd),
+                (4, 8, CtxField::ScalarRw),
+                (12, 4, CtxField::ScalarRw),
+            ],
+        }),
+        helpers: HelperRegistry::standard(),
+        budget: 10,
+    });
+    let (_, r, _) = reject_in(&env, "stdw [%r1+4], 0\nmov %r0, 0\nexit");
+    assert_eq!(r, Reason::CtxReadOnly { off: 4 });
+    let (_, r, _) = reject_in(&env, "stw [%r1+12], 0\nmov %r0, 0\nexit");
+    assert_eq!(r, Reason::CtxReadOnly { off: 12 });
+    // Reading them is fine.
+    accept_in(&env, "ldxdw %r0, [%r1+4]\nexit");
+}
