@@ -20,6 +20,13 @@ use crate::ebpf::ProgEnv;
 
 /// Joins at one place before its state is widened.
 const WIDEN_AFTER: u32 = 3;
+/// Widenings at one place that may stop at thresholds; later ones go
+/// straight to the extremes (a loop over many compared constants would
+/// otherwise step through them one at a time).
+const THRESHOLD_WIDENINGS: u32 = 4;
+/// Analysis steps charged per call frame each time a state is joined or
+/// stored, so that the step cap also bounds time spent on large states.
+const STEPS_PER_FRAME_JOIN: usize = 8;
 
 /// Cap on call frames held in stored block states (about 800 bytes each),
 /// which bounds the analysis' memory for call-heavy programs.
@@ -98,6 +105,8 @@ pub struct Analyzer<'a> {
     pub callx: Vec<Option<u32>>,
     /// Built on first use: most programs never widen.
     thresholds: Option<Thresholds>,
+    /// No thresholds: widening to the extremes.
+    extremes: Thresholds,
     stored_frames: usize,
     steps: usize,
     max_steps: usize,
@@ -120,6 +129,7 @@ impl<'a> Analyzer<'a> {
             access: vec![None; insns.len()],
             callx: vec![None; insns.len()],
             thresholds: None,
+            extremes: Thresholds::default(),
             stored_frames: 0,
             steps: 0,
             max_steps,
@@ -169,6 +179,7 @@ impl<'a> Analyzer<'a> {
     /// Joins `st` into the state stored at (`ctx`, `pc`) and queues the
     /// block if that changed anything.
     fn propagate(&mut self, ctx: u32, pc: usize, st: State) -> Result<(), Reason> {
+        self.steps += st.frames.len() * STEPS_PER_FRAME_JOIN;
         let existing = if ctx == 0 {
             self.root_slots.get_mut(pc).and_then(Option::as_mut)
         } else {
@@ -176,7 +187,9 @@ impl<'a> Analyzer<'a> {
         };
         match existing {
             Some(slot) => {
-                let widen = if slot.changes >= WIDEN_AFTER {
+                let widen = if slot.changes >= WIDEN_AFTER + THRESHOLD_WIDENINGS {
+                    Some(&self.extremes)
+                } else if slot.changes >= WIDEN_AFTER {
                     Some(&*self.thresholds.get_or_insert_with(|| thresholds(self.cfg)))
                 } else {
                     None
