@@ -2,12 +2,12 @@
 //! with the facts the engines rely on.
 //!
 //! Two passes:
-//! 1. [`cfg`]: structural checks (decoding, registers, r10 read-only, jump
+//! 1. `cfg`: structural checks (decoding, registers, r10 read-only, jump
 //!    and call targets, no fall-through past the end, helper ids, no map
 //!    `lddw`).
-//! 2. [`analyze`]: abstract interpretation over the control-flow graph.
+//! 2. `analyze`: abstract interpretation over the control-flow graph.
 //!    Every register is uninitialised, a scalar (unsigned and signed bounds
-//!    plus known bits, see [`scalar`] and [`tnum`]) or a pointer into the
+//!    plus known bits, see `scalar` and `tnum`) or a pointer into the
 //!    context, a stack frame, or the packet (with an offset range), or the
 //!    packet end; each stack frame tracks per-byte initialisation and
 //!    8-byte register spills. States are joined where control flow merges
