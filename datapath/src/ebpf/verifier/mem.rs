@@ -164,12 +164,18 @@ pub fn load(
     let value = match t {
         Target::Stack { frame, lo, hi } => {
             let stack = stack_of(st, frame)?;
-            if let Some(o) = stack.first_uninit(lo, hi + i64::from(size)) {
-                return Err(Reason::UninitStack { off: o });
-            }
+            let end = hi + i64::from(size);
             let spilled = (lo == hi && size == 8 && lo % 8 == 0)
                 .then(|| stack.spilled(lo))
                 .flatten();
+            if spilled.is_none() {
+                if let Some(o) = stack.ptr_overlap(lo, end) {
+                    return Err(Reason::PointerBytes { off: o });
+                }
+            }
+            if let Some(o) = stack.first_uninit(lo, end) {
+                return Err(Reason::UninitStack { off: o });
+            }
             spilled.unwrap_or(Reg::Scalar(Scalar::loaded(size, signed)))
         }
         Target::Packet { .. } => Reg::Scalar(Scalar::loaded(size, signed)),
@@ -211,6 +217,14 @@ pub fn store(
     let src = src.unwrap_or(dst);
     match t {
         Target::Stack { frame, lo, hi } => {
+            if let Reg::Ptr(p) = value {
+                if lo != hi || size != 8 || lo % 8 != 0 {
+                    return Err(Reason::PartialSpill {
+                        reg: src,
+                        kind: p.kind,
+                    });
+                }
+            }
             let stack = stack_of_mut(st, frame)?;
             let end = lo + i64::from(size);
             if lo != hi {
@@ -249,8 +263,12 @@ pub fn atomic(
     let t = resolve(st, layout, dst, off, size)?;
     match t {
         Target::Stack { frame, lo, hi } => {
+            no_leak(&value, src, Region::Stack)?;
             let stack = stack_of_mut(st, frame)?;
             let end = hi + i64::from(size);
+            if let Some(o) = stack.ptr_overlap(lo, end) {
+                return Err(Reason::PointerBytes { off: o });
+            }
             if let Some(o) = stack.first_uninit(lo, end) {
                 return Err(Reason::UninitStack { off: o });
             }

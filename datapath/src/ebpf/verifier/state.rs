@@ -148,6 +148,11 @@ const FRAME: i64 = STACK_SIZE as i64;
 
 /// One stack frame: which bytes are initialised, and registers spilled to
 /// 8-aligned slots (kept with their full type).
+///
+/// Invariant: the bytes of a pointer are readable only as a whole spill.
+/// When a pointer spill is partly overwritten or lost in a join, its other
+/// bytes become uninitialised, so a program can never read address bits
+/// (which differ between engines and runs) as a number.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Stack {
     /// Bit `i` = byte at offset `i - 512` from the frame top is initialised.
@@ -179,6 +184,42 @@ impl Stack {
         (lo..hi).find(|&o| !self.is_init(o))
     }
 
+    fn clear_init(&mut self, lo: i64, hi: i64) {
+        for o in lo..hi {
+            if let Some(word) = bit_of(o).and_then(|(w, b)| Some((self.init.get_mut(w)?, b))) {
+                *word.0 &= !(1 << word.1);
+            }
+        }
+    }
+
+    /// Makes the bytes of the slots in `mask` (bit `s` = slot `s`) uninitialised.
+    fn clear_slots(&mut self, mut mask: u64) {
+        while mask != 0 {
+            let s = i64::from(mask.trailing_zeros());
+            mask &= mask - 1;
+            let start = s * 8 - FRAME;
+            self.clear_init(start, start + 8);
+        }
+    }
+
+    /// Slots holding spilled pointers, as a bit mask.
+    fn ptr_slots(&self) -> u64 {
+        self.spills
+            .iter()
+            .filter(|(_, r)| matches!(r, Reg::Ptr(_)))
+            .fold(0, |m, &(s, _)| {
+                m | 1u64.checked_shl(u32::from(s)).unwrap_or(0)
+            })
+    }
+
+    /// Offset of the first spilled pointer overlapping `[lo, hi)`, if any.
+    pub fn ptr_overlap(&self, lo: i64, hi: i64) -> Option<i64> {
+        self.spills.iter().find_map(|&(s, r)| {
+            let start = i64::from(s) * 8 - FRAME;
+            (matches!(r, Reg::Ptr(_)) && start < hi && lo < start + 8).then_some(start)
+        })
+    }
+
     pub fn mark_init(&mut self, lo: i64, hi: i64) {
         for o in lo..hi {
             if let Some(word) = bit_of(o).and_then(|(w, b)| Some((self.init.get_mut(w)?, b))) {
@@ -187,15 +228,17 @@ impl Stack {
         }
     }
 
-    /// Forgets spilled types overlapping `[lo, hi)`; the bytes keep their
-    /// initialisation state.
+    /// Forgets spilled types overlapping `[lo, hi)`. Scalar bytes keep their
+    /// initialisation state; a pointer's bytes become uninitialised.
     pub fn clobber(&mut self, lo: i64, hi: i64) {
         let outside = |&(s, _): &(u8, Reg)| {
             let start = i64::from(s) * 8 - FRAME;
             start + 8 <= lo || start >= hi
         };
         if !self.spills.iter().all(outside) {
+            let before = self.ptr_slots();
             Rc::make_mut(&mut self.spills).retain(outside);
+            self.clear_slots(before & !self.ptr_slots());
         }
     }
 
@@ -218,41 +261,46 @@ impl Stack {
             .map(|&(_, r)| r)
     }
 
-    /// Drops spilled pointers that `stale` says no longer point anywhere valid.
+    /// Drops spilled pointers that `stale` says no longer point anywhere
+    /// valid; their bytes become uninitialised.
     pub fn forget_ptrs(&mut self, stale: impl Fn(&Ptr) -> bool) {
         let keep = |(_, r): &(u8, Reg)| !matches!(r, Reg::Ptr(p) if stale(p));
         if !self.spills.iter().all(keep) {
+            let before = self.ptr_slots();
             Rc::make_mut(&mut self.spills).retain(keep);
+            self.clear_slots(before & !self.ptr_slots());
         }
     }
 
     /// Joins `o` into `self`; returns whether `self` changed.
     fn join_from(&mut self, o: &Stack, widen: Option<&Thresholds>) -> bool {
-        let mut changed = false;
+        let init_before = self.init;
         for (w, b) in self.init.iter_mut().zip(&o.init) {
-            let n = *w & b;
-            changed |= n != *w;
-            *w = n;
+            *w &= b;
         }
-        if Rc::ptr_eq(&self.spills, &o.spills) || self.spills == o.spills {
-            return changed;
+        let mut changed = false;
+        if !(Rc::ptr_eq(&self.spills, &o.spills) || self.spills == o.spills) {
+            let ptrs = self.ptr_slots() | o.ptr_slots();
+            // Both lists are sorted by slot: walk them together.
+            let mut theirs = o.spills.iter().peekable();
+            Rc::make_mut(&mut self.spills).retain_mut(|(slot, mine)| {
+                while theirs.next_if(|(t, _)| t < slot).is_some() {}
+                match theirs.peek() {
+                    Some((t, other)) if t == slot => {
+                        changed |= mine.join_from(other, widen);
+                        matches!(mine, Reg::Scalar(_) | Reg::Ptr(_))
+                    }
+                    _ => {
+                        changed = true;
+                        false
+                    }
+                }
+            });
+            // A pointer on either side that did not survive as a pointer:
+            // its bytes must not be readable as a number.
+            self.clear_slots(ptrs & !self.ptr_slots());
         }
-        // Both lists are sorted by slot: walk them together.
-        let mut theirs = o.spills.iter().peekable();
-        Rc::make_mut(&mut self.spills).retain_mut(|(slot, mine)| {
-            while theirs.next_if(|(t, _)| t < slot).is_some() {}
-            match theirs.peek() {
-                Some((t, other)) if t == slot => {
-                    changed |= mine.join_from(other, widen);
-                    matches!(mine, Reg::Scalar(_) | Reg::Ptr(_))
-                }
-                _ => {
-                    changed = true;
-                    false
-                }
-            }
-        });
-        changed
+        changed || self.init != init_before
     }
 }
 
@@ -326,9 +374,14 @@ mod tests {
         assert_eq!(s.spilled(-16), Some(p));
         assert_eq!(s.first_uninit(-16, -8), None);
         assert_eq!(s.first_uninit(-17, -8), Some(-17));
+        // Overwriting part of a pointer leaves its other bytes unreadable.
         s.clobber(-12, -11);
         assert_eq!(s.spilled(-16), None);
-        assert_eq!(s.first_uninit(-16, -8), None);
+        assert_eq!(s.first_uninit(-16, -8), Some(-16));
+        // A scalar's bytes stay readable.
+        s.spill(-24, Reg::Scalar(Scalar::constant(3)));
+        s.clobber(-20, -19);
+        assert_eq!(s.first_uninit(-24, -16), None);
     }
 
     #[test]

@@ -108,3 +108,43 @@ fn exponential_call_fanout_stops_cleanly() {
     );
     assert!(start.elapsed().as_secs() < 30);
 }
+
+#[test]
+fn pointer_comparisons_must_not_depend_on_addresses() {
+    use crate::ebpf::verifier::PtrKind;
+    let (pc, r, text) = reject("mov %r0, 0\njgt %r1, 5, +0\nexit");
+    assert_eq!(
+        (pc, r),
+        (
+            1,
+            Reason::PointerComparison {
+                reg: 1,
+                kind: PtrKind::Packet,
+                other: "a scalar other than a null check"
+            }
+        )
+    );
+    assert_eq!(
+        text,
+        "insn 1: jgt %r1, 5, +0: comparing r1 (packet pointer) with a scalar other than a null check would depend on its address"
+    );
+    let (_, r, _) = reject("mov %r0, 0\njset %r10, %r10, +0\nexit");
+    assert!(matches!(r, Reason::PointerComparison { other: "jset", .. }));
+    let (_, r, _) = reject("mov %r0, 0\njeq32 %r10, %r10, +0\nexit");
+    assert!(matches!(
+        r,
+        Reason::PointerComparison {
+            other: "a 32-bit comparison",
+            ..
+        }
+    ));
+    let (_, r, _) = reject("mov %r0, 0\njeq %r10, %r1, +0\nexit");
+    assert!(matches!(r, Reason::PointerComparison { reg: 10, .. }));
+    let (_, r, _) = reject("mov %r0, 0\nmov %r3, 7\njlt %r3, %r1, +0\nexit");
+    assert!(matches!(r, Reason::PointerComparison { reg: 1, .. }));
+    // Null checks and comparisons within one region are fine.
+    accept(
+        "mov %r0, 0\njeq %r1, 0, +0\njne %r10, 0, +0\nmov %r3, %r10\nsub %r3, 8\n\
+         jgt %r3, %r10, +0\nmov %r4, %r1\nadd %r4, 4\njsle %r4, %r1, +0\nexit",
+    );
+}

@@ -71,11 +71,13 @@ fn spills_keep_pointer_types() {
         accept("stxdw [%r10-16], %r1\nmov %r1, 0\nldxdw %r3, [%r10-16]\nldxb %r0, [%r3+2]\nexit");
     assert_eq!(acc(&p, 0), STACK);
     assert_eq!(acc(&p, 3), PKT_GUARDED);
-    // A partial overwrite turns the slot into plain bytes.
-    let (_, r, _) = reject(
+    // A partial overwrite leaves the pointer's other bytes unreadable.
+    let (pc, r, _) = reject(
         "stxdw [%r10-16], %r1\nstb [%r10-12], 0\nldxdw %r3, [%r10-16]\nldxb %r0, [%r3]\nexit",
     );
-    assert_eq!(r, Reason::ScalarAsPointer { reg: 3 });
+    assert_eq!((pc, r), (2, Reason::UninitStack { off: -16 }));
+    let p = accept("stxdw [%r10-16], %r1\nstb [%r10-12], 0\nldxb %r0, [%r10-12]\nexit");
+    assert_eq!(acc(&p, 2), STACK);
     // A spilled scalar keeps its bounds: this index stays inside the frame.
     accept(
         "ldxb %r3, [%r1]\nand %r3, 7\nstxdw [%r10-8], %r3\nldxdw %r4, [%r10-8]\n\
@@ -229,4 +231,60 @@ fn ctx_fields_overlapping_packet_pointers_are_not_writable() {
     assert_eq!(r, Reason::CtxReadOnly { off: 12 });
     // Reading them is fine.
     accept_in(&env, "ldxdw %r0, [%r1+4]\nexit");
+}
+
+/// Address bits differ between engines and runs, so a program may move
+/// pointers around but never read them as numbers.
+#[test]
+fn pointer_bytes_are_never_readable_as_numbers() {
+    // Only whole, aligned spills.
+    let (pc, r, text) = reject("stxw [%r10-8], %r1\nmov %r0, 0\nexit");
+    assert_eq!(
+        (pc, r),
+        (
+            0,
+            Reason::PartialSpill {
+                reg: 1,
+                kind: crate::ebpf::verifier::PtrKind::Packet
+            }
+        )
+    );
+    assert_eq!(
+        text,
+        "insn 0: stxw [%r10-8], %r1: r1 (packet pointer) can only be spilled whole, \
+         to an 8-aligned stack slot"
+    );
+    let (_, r, _) = reject("stxdw [%r10-12], %r10\nmov %r0, 0\nexit");
+    assert!(matches!(r, Reason::PartialSpill { reg: 10, .. }), "{r:?}");
+    // No narrow or misaligned reads of a spilled pointer.
+    let (_, r, _) = reject("stxdw [%r10-8], %r1\nldxb %r0, [%r10-5]\nexit");
+    assert_eq!(r, Reason::PointerBytes { off: -8 });
+    let (_, r, _) = reject("stxdw [%r10-16], %r1\nstdw [%r10-8], 0\nldxdw %r0, [%r10-12]\nexit");
+    assert_eq!(r, Reason::PointerBytes { off: -16 });
+    // No atomics on them, and no pointers as atomic operands.
+    let (_, r, _) = reject("stxdw [%r10-8], %r1\nmov %r0, 1\nlock add [%r10-8], %r0\nexit");
+    assert_eq!(r, Reason::PointerBytes { off: -8 });
+    let (_, r, _) = reject("stdw [%r10-8], 0\nlock xchg [%r10-8], %r1\nmov %r0, 0\nexit");
+    assert!(
+        matches!(
+            r,
+            Reason::PointerLeak {
+                region: Region::Stack,
+                ..
+            }
+        ),
+        "{r:?}"
+    );
+    // A pointer on one path and a number on the other: the bytes are lost.
+    let (pc, r, _) = reject(
+        "jeq %r2, 0, +2\nstxdw [%r10-8], %r1\nja +1\nstdw [%r10-8], 5\nldxdw %r0, [%r10-8]\nexit",
+    );
+    assert_eq!((pc, r), (4, Reason::UninitStack { off: -8 }));
+    // Pointers into a callee's frame left in the caller's stack are
+    // forgotten on return.
+    let (pc, r, _) = reject(
+        "mov %r1, %r10\nsub %r1, 8\ncall local f\nldxdw %r0, [%r10-8]\nexit\n\
+         f:\nmov %r2, %r10\nstxdw [%r1], %r2\nmov %r0, 0\nexit",
+    );
+    assert_eq!((pc, r), (3, Reason::UninitStack { off: -8 }));
 }

@@ -82,7 +82,8 @@ fn writes_to_r10_are_rejected() {
         assert_eq!(r, Reason::WriteToR10, "{src}");
     }
     // Reading r10 is fine, and cmpxchg writes r0, not src.
-    accept("stdw [%r10-8], 0\nmov %r0, 0\nlock cmpxchg [%r10-8], %r10\nmov %r0, 0\nexit");
+    accept("stxdw [%r10-8], %r10\nmov %r0, 0\nexit");
+    accept("stdw [%r10-8], 0\nmov %r0, 0\nmov %r3, 1\nlock cmpxchg [%r10-8], %r3\nexit");
 }
 
 #[test]
