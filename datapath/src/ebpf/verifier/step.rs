@@ -238,7 +238,7 @@ pub fn jump(
             let f = scalar_edge(st, dst, src, fall);
             Ok((t, f))
         }
-        (Reg::Ptr(p), Reg::Ptr(q)) if wide && cond != Cond::Set && comparable(&p, &q) => {
+        (Reg::Ptr(p), Reg::Ptr(q)) if wide && comparable(cond, &p, &q) => {
             let rel = Rel::of(cond);
             let mut t = st.clone();
             let mut f = st;
@@ -251,37 +251,50 @@ pub fn jump(
             Ok((Some(t), Some(f)))
         }
         // A null check: no pointer is null, in either engine.
-        (Reg::Ptr(_), Reg::Scalar(s)) | (Reg::Scalar(s), Reg::Ptr(_))
-            if wide && matches!(cond, Cond::Eq | Cond::Ne) && s.as_const() == Some(0) =>
+        (Reg::Ptr(p), Reg::Scalar(s)) | (Reg::Scalar(s), Reg::Ptr(p))
+            if wide
+                && matches!(cond, Cond::Eq | Cond::Ne)
+                && s.as_const() == Some(0)
+                && p.bounded() =>
         {
             Ok((Some(st.clone()), Some(st)))
         }
         (Reg::Ptr(p), other) => Err(Reason::PointerComparison {
             reg: dst,
             kind: p.kind,
-            other: describe(&other, wide, cond),
+            other: describe(&p, &other, wide, cond),
         }),
         (other, Reg::Ptr(q)) => Err(Reason::PointerComparison {
             reg: src_reg(src, dst),
             kind: q.kind,
-            other: describe(&other, wide, cond),
+            other: describe(&q, &other, wide, cond),
         }),
         _ => Err(Reason::UninitRegister { reg: dst }),
     }
 }
 
-/// Two pointers whose order does not depend on where the engine put the
-/// memory: the same region (and stack frame), or packet and packet end.
-fn comparable(p: &Ptr, q: &Ptr) -> bool {
+/// Can `p COND q` be decided without knowing where the engine put the
+/// memory? Yes for pointers into the same region (and stack frame), or the
+/// packet and its end: equality always, order when neither offset is so
+/// large that the address could wrap around.
+fn comparable(cond: Cond, p: &Ptr, q: &Ptr) -> bool {
     use PtrKind::{Packet, PacketEnd};
-    p.kind == q.kind || matches!((p.kind, q.kind), (Packet, PacketEnd) | (PacketEnd, Packet))
+    let same =
+        p.kind == q.kind || matches!((p.kind, q.kind), (Packet, PacketEnd) | (PacketEnd, Packet));
+    match cond {
+        Cond::Set => false,
+        Cond::Eq | Cond::Ne => same,
+        _ => same && p.bounded() && q.bounded(),
+    }
 }
 
 /// What a pointer was compared with, for [`Reason::PointerComparison`].
-fn describe(other: &Reg, wide: bool, cond: Cond) -> &'static str {
+fn describe(this: &Ptr, other: &Reg, wide: bool, cond: Cond) -> &'static str {
     match other {
         _ if !wide => "a 32-bit comparison",
         _ if cond == Cond::Set => "jset",
+        _ if !this.bounded() => "its offset unknown",
+        Reg::Ptr(q) if !q.bounded() => "a pointer of unknown offset",
         Reg::Scalar(_) => "a scalar other than a null check",
         _ => "a pointer into another region",
     }

@@ -142,6 +142,23 @@ fn pointer_comparisons_must_not_depend_on_addresses() {
     assert!(matches!(r, Reason::PointerComparison { reg: 10, .. }));
     let (_, r, _) = reject("mov %r0, 0\nmov %r3, 7\njlt %r3, %r1, +0\nexit");
     assert!(matches!(r, Reason::PointerComparison { reg: 1, .. }));
+    // Ordering a pointer of unknown offset could depend on address wrap-around.
+    let (_, r, _) = reject(
+        "mov %r0, 0\nlddw %r3, 0x8000000000000000\nmov %r4, %r1\nadd %r4, %r3\n\
+         mov %r5, %r1\nadd %r5, %r2\njgt %r4, %r5, +0\nexit",
+    );
+    assert!(
+        matches!(
+            r,
+            Reason::PointerComparison {
+                reg: 4,
+                other: "its offset unknown",
+                ..
+            }
+        ),
+        "{r:?}"
+    );
+    accept("mov %r0, 0\nldxdw %r3, [%r1]\nmov %r4, %r1\nadd %r4, %r3\njeq %r4, %r1, +0\nexit");
     // Null checks and comparisons within one region are fine.
     accept(
         "mov %r0, 0\njeq %r1, 0, +0\njne %r10, 0, +0\nmov %r3, %r10\nsub %r3, 8\n\
