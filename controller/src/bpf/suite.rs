@@ -50,16 +50,23 @@ pub fn run(paths: &[PathBuf], engines: &[Engine], verbose: bool) -> Result<ExitC
     })
 }
 
-/// Judges one file on each engine; an unreadable or unparsable file fails on all.
+/// Judges one file on each engine. An unreadable file fails on all; one whose
+/// program does not assemble passes only if it expects an error.
 pub fn judge_file(file: &Path, engines: &[Engine]) -> Vec<(Engine, Verdict)> {
-    let case = std::fs::read_to_string(file)
+    let text = std::fs::read_to_string(file);
+    let case = text
+        .as_ref()
         .map_err(|e| e.to_string())
-        .and_then(|t| conformance::parse(&t).map_err(|e| e.to_string()));
+        .and_then(|t| conformance::parse(t).map_err(|e| e.to_string()));
+    let expects_error = text
+        .as_ref()
+        .is_ok_and(|t| t.lines().any(|l| l.trim() == "-- error"));
     engines
         .iter()
         .map(|&e| {
             let v = match &case {
                 Ok(c) => judge(c, e),
+                Err(reason) if expects_error => Verdict::PassRejected(reason.clone()),
                 Err(reason) => Verdict::Fail(reason.clone()),
             };
             (e, v)

@@ -5,6 +5,7 @@
 //! with per-instruction facts the engines rely on) → run by
 //! [`interp::run`] or compiled by [`jit::compile`].
 
+pub mod alu;
 pub mod asm;
 pub mod bench;
 pub mod conformance;

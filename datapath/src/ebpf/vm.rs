@@ -99,6 +99,12 @@ pub enum RunError {
     UnknownHelper { pc: usize, id: u64 },
     #[error("insn {pc}: helper {id} failed: {reason}")]
     HelperFault { pc: usize, id: u32, reason: String },
+    /// The program breaks an invariant the verifier guarantees (a jump or
+    /// call outside the program, a missing access fact, a register number
+    /// above r10, ...). Never happens for a [`super::Program`] the verifier
+    /// built; engines report it instead of misbehaving.
+    #[error("insn {pc}: invalid program: {reason}")]
+    InvalidProgram { pc: usize, reason: &'static str },
 }
 
 /// Memory a program runs against. `pkt` is the Packet region; `ctx` is the

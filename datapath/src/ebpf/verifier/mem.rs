@@ -1,0 +1,255 @@
+//! Loads, stores and atomics: which region the base register points into,
+//! whether the access is proven in bounds, and what it does to the stack's
+//! initialisation and spill tracking.
+
+use super::error::Reason;
+use super::scalar::Scalar;
+use super::state::{Ptr, PtrKind, Reg, Stack, State};
+use crate::ebpf::insn::{AtomicOp, STACK_SIZE};
+use crate::ebpf::vm::{CtxField, CtxLayout, MemAccess, Region};
+
+const FRAME: i64 = STACK_SIZE as i64;
+
+/// Reads an initialised register.
+pub fn read(st: &State, r: u8) -> Result<Reg, Reason> {
+    let reg = st
+        .cur()
+        .and_then(|f| f.regs.get(usize::from(r)))
+        .copied()
+        .unwrap_or(Reg::Uninit);
+    match reg {
+        Reg::Uninit => Err(Reason::UninitRegister { reg: r }),
+        Reg::Conflict => Err(Reason::ConflictingTypes { reg: r }),
+        v => Ok(v),
+    }
+}
+
+/// Writes a register of the executing frame.
+pub fn set(st: &mut State, r: u8, v: Reg) {
+    if let Some(slot) = st.cur_mut().and_then(|f| f.regs.get_mut(usize::from(r))) {
+        *slot = v;
+    }
+}
+
+fn stack_of(st: &State, frame: usize) -> Result<&Stack, Reason> {
+    st.frames
+        .get(frame)
+        .map(|f| &f.stack)
+        .ok_or(Reason::DeadFrame { frame: frame as u8 })
+}
+
+fn stack_of_mut(st: &mut State, frame: usize) -> Result<&mut Stack, Reason> {
+    st.frames
+        .get_mut(frame)
+        .map(|f| &mut f.stack)
+        .ok_or(Reason::DeadFrame { frame: frame as u8 })
+}
+
+/// Where an access lands.
+enum Target {
+    /// Stack frame `frame`, first byte at an offset in `[lo, hi]`.
+    Stack {
+        frame: usize,
+        lo: i64,
+        hi: i64,
+    },
+    Packet {
+        guard: bool,
+    },
+    Ctx {
+        off: i64,
+        kind: CtxField,
+    },
+}
+
+impl Target {
+    fn access(&self) -> MemAccess {
+        match *self {
+            Target::Stack { .. } => MemAccess {
+                region: Region::Stack,
+                guard: false,
+            },
+            Target::Packet { guard } => MemAccess {
+                region: Region::Packet,
+                guard,
+            },
+            Target::Ctx { .. } => MemAccess {
+                region: Region::Ctx,
+                guard: false,
+            },
+        }
+    }
+}
+
+fn resolve(
+    st: &State,
+    layout: Option<&CtxLayout>,
+    base: u8,
+    off: i16,
+    size: u8,
+) -> Result<Target, Reason> {
+    let p: Ptr = match read(st, base)? {
+        Reg::Ptr(p) => p,
+        _ => return Err(Reason::ScalarAsPointer { reg: base }),
+    };
+    let moved = p.moved(i128::from(off), i128::from(off));
+    let (lo, hi) = (moved.lo, moved.hi);
+    let end = hi + i64::from(size);
+    match p.kind {
+        PtrKind::Stack { frame } => {
+            if !moved.bounded() || lo < -FRAME || end > 0 {
+                return Err(Reason::StackOutOfFrame { lo, hi, size });
+            }
+            let frame = usize::from(frame);
+            if frame >= st.frames.len() {
+                return Err(Reason::DeadFrame { frame: frame as u8 });
+            }
+            Ok(Target::Stack { frame, lo, hi })
+        }
+        PtrKind::Packet => {
+            let proven = moved.bounded() && lo >= 0 && end as u64 <= st.pkt_min;
+            Ok(Target::Packet { guard: !proven })
+        }
+        PtrKind::PacketEnd => Err(Reason::PacketEndAccess { reg: base }),
+        PtrKind::Ctx => {
+            if lo != hi || !moved.bounded() {
+                return Err(Reason::CtxVariableOffset { reg: base, lo, hi });
+            }
+            let field = layout.and_then(|l| {
+                l.fields
+                    .iter()
+                    .find(|&&(o, s, _)| o as i64 == lo && s == usize::from(size) && o + s <= l.size)
+            });
+            match field {
+                Some(&(_, _, kind)) => Ok(Target::Ctx { off: lo, kind }),
+                None => Err(Reason::CtxNoField { off: lo, size }),
+            }
+        }
+    }
+}
+
+/// `dst = *(size *)(src + off)`.
+pub fn load(
+    st: &mut State,
+    layout: Option<&CtxLayout>,
+    size: u8,
+    signed: bool,
+    dst: u8,
+    src: u8,
+    off: i16,
+) -> Result<MemAccess, Reason> {
+    let t = resolve(st, layout, src, off, size)?;
+    let value = match t {
+        Target::Stack { frame, lo, hi } => {
+            let stack = stack_of(st, frame)?;
+            if let Some(o) = stack.first_uninit(lo, hi + i64::from(size)) {
+                return Err(Reason::UninitStack { off: o });
+            }
+            let spilled = (lo == hi && size == 8 && lo % 8 == 0)
+                .then(|| stack.spilled(lo))
+                .flatten();
+            spilled.unwrap_or(Reg::Scalar(Scalar::loaded(size, signed)))
+        }
+        Target::Packet { .. } => Reg::Scalar(Scalar::loaded(size, signed)),
+        Target::Ctx { kind, .. } => match (kind, size) {
+            (CtxField::PacketStart, 8) => Reg::Ptr(Ptr::at(PtrKind::Packet, 0)),
+            (CtxField::PacketEnd, 8) => Reg::Ptr(Ptr::at(PtrKind::PacketEnd, 0)),
+            _ => Reg::Scalar(Scalar::loaded(size, signed)),
+        },
+    };
+    set(st, dst, value);
+    Ok(t.access())
+}
+
+/// Rejects storing a pointer where the program could read it back as a
+/// number from memory others see.
+fn no_leak(value: &Reg, reg: u8, region: Region) -> Result<(), Reason> {
+    match value {
+        Reg::Ptr(p) => Err(Reason::PointerLeak {
+            reg,
+            kind: p.kind,
+            region,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// `*(size *)(dst + off) = value`; `src` names the value's register (for
+/// messages; `None` for an immediate).
+pub fn store(
+    st: &mut State,
+    layout: Option<&CtxLayout>,
+    size: u8,
+    dst: u8,
+    off: i16,
+    value: Reg,
+    src: Option<u8>,
+) -> Result<MemAccess, Reason> {
+    let t = resolve(st, layout, dst, off, size)?;
+    let src = src.unwrap_or(dst);
+    match t {
+        Target::Stack { frame, lo, hi } => {
+            let stack = stack_of_mut(st, frame)?;
+            let end = lo + i64::from(size);
+            if lo != hi {
+                // Which bytes are written is unknown: they keep their state.
+                stack.clobber(lo, hi + i64::from(size));
+            } else if size == 8 && lo % 8 == 0 {
+                stack.spill(lo, value);
+            } else {
+                stack.clobber(lo, end);
+                stack.mark_init(lo, end);
+            }
+        }
+        Target::Packet { .. } => no_leak(&value, src, Region::Packet)?,
+        Target::Ctx { off, kind } => {
+            if kind != CtxField::ScalarRw {
+                return Err(Reason::CtxReadOnly { off });
+            }
+            no_leak(&value, src, Region::Ctx)?;
+        }
+    }
+    Ok(t.access())
+}
+
+/// Atomic read-modify-write of `*(size *)(dst + off)` with `src`.
+pub fn atomic(
+    st: &mut State,
+    layout: Option<&CtxLayout>,
+    size: u8,
+    op: AtomicOp,
+    fetch: bool,
+    dst: u8,
+    src: u8,
+    off: i16,
+) -> Result<MemAccess, Reason> {
+    let value = read(st, src)?;
+    if op == AtomicOp::CmpXchg {
+        read(st, 0)?;
+    }
+    let t = resolve(st, layout, dst, off, size)?;
+    match t {
+        Target::Stack { frame, lo, hi } => {
+            let stack = stack_of_mut(st, frame)?;
+            let end = hi + i64::from(size);
+            if let Some(o) = stack.first_uninit(lo, end) {
+                return Err(Reason::UninitStack { off: o });
+            }
+            stack.clobber(lo, end);
+        }
+        Target::Packet { .. } => no_leak(&value, src, Region::Packet)?,
+        Target::Ctx { off, kind } => {
+            if kind != CtxField::ScalarRw {
+                return Err(Reason::CtxReadOnly { off });
+            }
+            no_leak(&value, src, Region::Ctx)?;
+        }
+    }
+    let old = Reg::Scalar(Scalar::loaded(size, false));
+    match op {
+        AtomicOp::CmpXchg => set(st, 0, old),
+        _ if fetch => set(st, src, old),
+        _ => {}
+    }
+    Ok(t.access())
+}

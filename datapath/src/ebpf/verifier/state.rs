@@ -1,0 +1,335 @@
+//! The abstract machine state: register types, stack frames and what is
+//! known about the packet, with the join and widening used at control-flow
+//! merges.
+
+use super::scalar::Scalar;
+use crate::ebpf::insn::{NREGS, STACK_SIZE};
+use crate::ebpf::vm::Region;
+
+/// Pointer offsets beyond this magnitude are treated as unknown.
+pub const OFF_LIMIT: i64 = 1 << 40;
+
+/// What a pointer points into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PtrKind {
+    /// The context structure ([`crate::ebpf::Entry::Ctx`]).
+    Ctx,
+    /// Stack frame `frame` (0 = the entry frame); offsets are from its top.
+    Stack { frame: u8 },
+    /// The packet; offsets are from its first byte.
+    Packet,
+    /// One past the packet's last byte. No arithmetic, no dereference.
+    PacketEnd,
+}
+
+impl PtrKind {
+    pub fn region(self) -> Option<Region> {
+        match self {
+            PtrKind::Ctx => Some(Region::Ctx),
+            PtrKind::Stack { .. } => Some(Region::Stack),
+            PtrKind::Packet => Some(Region::Packet),
+            PtrKind::PacketEnd => None,
+        }
+    }
+}
+
+impl std::fmt::Display for PtrKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PtrKind::Ctx => f.write_str("ctx pointer"),
+            PtrKind::Stack { frame } => write!(f, "stack pointer (frame {frame})"),
+            PtrKind::Packet => f.write_str("packet pointer"),
+            PtrKind::PacketEnd => f.write_str("packet-end pointer"),
+        }
+    }
+}
+
+/// A pointer with its offset range `[lo, hi]` from the region base.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Ptr {
+    pub kind: PtrKind,
+    pub lo: i64,
+    pub hi: i64,
+}
+
+impl Ptr {
+    pub fn at(kind: PtrKind, off: i64) -> Ptr {
+        Ptr {
+            kind,
+            lo: off,
+            hi: off,
+        }
+    }
+
+    /// Is the offset range meaningful (not collapsed to "unknown")?
+    pub fn bounded(&self) -> bool {
+        self.lo > -OFF_LIMIT && self.hi < OFF_LIMIT
+    }
+
+    /// The pointer moved by an offset in `[dlo, dhi]`.
+    pub fn moved(&self, dlo: i128, dhi: i128) -> Ptr {
+        let lo = i128::from(self.lo) + dlo;
+        let hi = i128::from(self.hi) + dhi;
+        let limit = i128::from(OFF_LIMIT);
+        if !self.bounded() || lo <= -limit || hi >= limit {
+            Ptr {
+                kind: self.kind,
+                lo: -OFF_LIMIT,
+                hi: OFF_LIMIT,
+            }
+        } else {
+            Ptr {
+                kind: self.kind,
+                lo: lo as i64,
+                hi: hi as i64,
+            }
+        }
+    }
+}
+
+/// The abstract value of a register or a spilled stack slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reg {
+    /// Never written on some path: reading it is an error.
+    Uninit,
+    /// Different, incompatible types on different paths: reading it is an error.
+    Conflict,
+    Scalar(Scalar),
+    Ptr(Ptr),
+}
+
+impl Reg {
+    fn join(&self, o: &Reg, widen: bool) -> Reg {
+        match (self, o) {
+            (Reg::Uninit, _) | (_, Reg::Uninit) => Reg::Uninit,
+            (Reg::Conflict, _) | (_, Reg::Conflict) => Reg::Conflict,
+            (Reg::Scalar(a), Reg::Scalar(b)) => {
+                let j = a.join(b);
+                Reg::Scalar(if widen && j != *a {
+                    Scalar::widen(a, &j)
+                } else {
+                    j
+                })
+            }
+            (Reg::Ptr(a), Reg::Ptr(b)) if a.kind == b.kind => {
+                let mut p = Ptr {
+                    kind: a.kind,
+                    lo: a.lo.min(b.lo),
+                    hi: a.hi.max(b.hi),
+                };
+                if widen && (p.lo != a.lo || p.hi != a.hi) {
+                    p.lo = -OFF_LIMIT;
+                    p.hi = OFF_LIMIT;
+                }
+                Reg::Ptr(p)
+            }
+            _ => Reg::Conflict,
+        }
+    }
+
+    pub fn is_ptr(&self) -> bool {
+        matches!(self, Reg::Ptr(_))
+    }
+}
+
+/// Slots of 8 bytes in one frame.
+pub const SLOTS: usize = STACK_SIZE / 8;
+const FRAME: i64 = STACK_SIZE as i64;
+
+/// One stack frame: which bytes are initialised, and registers spilled to
+/// 8-aligned slots (kept with their full type).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Stack {
+    /// Bit `i` = byte at offset `i - 512` from the frame top is initialised.
+    init: [u64; SLOTS / 8],
+    /// `(slot, value)` sorted by slot; slot `s` covers offsets
+    /// `[s*8 - 512, s*8 - 504)`.
+    spills: Vec<(u8, Reg)>,
+}
+
+/// Word and bit of the init bitmap for a frame offset (`None` outside the frame).
+fn bit_of(off: i64) -> Option<(usize, u32)> {
+    let i = usize::try_from(off + FRAME)
+        .ok()
+        .filter(|&i| i < STACK_SIZE)?;
+    Some((i / 64, (i % 64) as u32))
+}
+
+impl Stack {
+    fn is_init(&self, off: i64) -> bool {
+        bit_of(off)
+            .and_then(|(w, b)| self.init.get(w).map(|word| word >> b & 1 == 1))
+            .unwrap_or(false)
+    }
+
+    /// First uninitialised byte offset in `[lo, hi)`, if any. Offsets must lie
+    /// within the frame.
+    pub fn first_uninit(&self, lo: i64, hi: i64) -> Option<i64> {
+        (lo..hi).find(|&o| !self.is_init(o))
+    }
+
+    pub fn mark_init(&mut self, lo: i64, hi: i64) {
+        for o in lo..hi {
+            if let Some(word) = bit_of(o).and_then(|(w, b)| Some((self.init.get_mut(w)?, b))) {
+                *word.0 |= 1 << word.1;
+            }
+        }
+    }
+
+    /// Forgets spilled types overlapping `[lo, hi)`; the bytes keep their
+    /// initialisation state.
+    pub fn clobber(&mut self, lo: i64, hi: i64) {
+        self.spills.retain(|&(s, _)| {
+            let start = i64::from(s) * 8 - FRAME;
+            start + 8 <= lo || start >= hi
+        });
+    }
+
+    /// Records an 8-byte register spill at the 8-aligned offset `off`.
+    pub fn spill(&mut self, off: i64, v: Reg) {
+        self.clobber(off, off + 8);
+        self.mark_init(off, off + 8);
+        let slot = ((off + FRAME) / 8) as u8;
+        let at = self.spills.partition_point(|&(s, _)| s < slot);
+        self.spills.insert(at, (slot, v));
+    }
+
+    /// The register spilled at the 8-aligned offset `off`, if any.
+    pub fn spilled(&self, off: i64) -> Option<Reg> {
+        let slot = u8::try_from((off + FRAME) / 8).ok()?;
+        self.spills
+            .binary_search_by_key(&slot, |&(s, _)| s)
+            .ok()
+            .and_then(|i| self.spills.get(i))
+            .map(|&(_, r)| r)
+    }
+
+    /// Drops spilled pointers that `stale` says no longer point anywhere valid.
+    pub fn forget_ptrs(&mut self, stale: impl Fn(&Ptr) -> bool) {
+        self.spills
+            .retain(|(_, r)| !matches!(r, Reg::Ptr(p) if stale(p)));
+    }
+
+    fn join(&self, o: &Stack, widen: bool) -> Stack {
+        let mut init = self.init;
+        for (w, b) in init.iter_mut().zip(&o.init) {
+            *w &= b;
+        }
+        let mut spills = Vec::new();
+        for &(s, a) in &self.spills {
+            if let Ok(i) = o.spills.binary_search_by_key(&s, |&(t, _)| t) {
+                if let Some(&(_, b)) = o.spills.get(i) {
+                    let j = a.join(&b, widen);
+                    if matches!(j, Reg::Scalar(_) | Reg::Ptr(_)) {
+                        spills.push((s, j));
+                    }
+                }
+            }
+        }
+        Stack { init, spills }
+    }
+}
+
+/// One call level.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    pub regs: [Reg; NREGS],
+    pub stack: Stack,
+}
+
+impl Frame {
+    /// A frame at call depth `depth` (0 = entry) with only r10 set.
+    pub fn new(depth: u8) -> Frame {
+        let mut regs = [Reg::Uninit; NREGS];
+        regs[10] = Reg::Ptr(Ptr::at(PtrKind::Stack { frame: depth }, 0));
+        Frame {
+            regs,
+            stack: Stack::default(),
+        }
+    }
+}
+
+/// The whole abstract state at one program point.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct State {
+    /// Call frames, outermost first; the last one is executing.
+    pub frames: Vec<Frame>,
+    /// The packet is proven to be at least this many bytes long.
+    pub pkt_min: u64,
+}
+
+impl State {
+    pub fn cur(&self) -> Option<&Frame> {
+        self.frames.last()
+    }
+
+    pub fn cur_mut(&mut self) -> Option<&mut Frame> {
+        self.frames.last_mut()
+    }
+
+    /// Least upper bound of two states of the same call context, widened
+    /// (bounds that moved go to their extremes) when `widen` is set.
+    pub fn join(&self, o: &State, widen: bool) -> State {
+        let frames = self
+            .frames
+            .iter()
+            .zip(&o.frames)
+            .map(|(a, b)| {
+                let mut regs = a.regs;
+                for (r, rb) in regs.iter_mut().zip(&b.regs) {
+                    *r = r.join(rb, widen);
+                }
+                Frame {
+                    regs,
+                    stack: a.stack.join(&b.stack, widen),
+                }
+            })
+            .collect();
+        let mut pkt_min = self.pkt_min.min(o.pkt_min);
+        if widen && pkt_min != self.pkt_min {
+            pkt_min = 0;
+        }
+        State { frames, pkt_min }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spill_and_fill_keep_the_type() {
+        let mut s = Stack::default();
+        let p = Reg::Ptr(Ptr::at(PtrKind::Packet, 4));
+        s.spill(-16, p);
+        assert_eq!(s.spilled(-16), Some(p));
+        assert_eq!(s.first_uninit(-16, -8), None);
+        assert_eq!(s.first_uninit(-17, -8), Some(-17));
+        s.clobber(-12, -11);
+        assert_eq!(s.spilled(-16), None);
+        assert_eq!(s.first_uninit(-16, -8), None);
+    }
+
+    #[test]
+    fn join_keeps_only_common_facts() {
+        let mut a = State {
+            frames: vec![Frame::new(0)],
+            pkt_min: 20,
+        };
+        let mut b = a.clone();
+        b.pkt_min = 14;
+        a.frames[0].regs[1] = Reg::Scalar(Scalar::constant(0));
+        b.frames[0].regs[1] = Reg::Scalar(Scalar::constant(8));
+        a.frames[0].regs[2] = Reg::Scalar(Scalar::constant(0));
+        b.frames[0].regs[2] = Reg::Ptr(Ptr::at(PtrKind::Packet, 0));
+        a.frames[0].stack.mark_init(-8, 0);
+        let j = a.join(&b, false);
+        assert_eq!(j.pkt_min, 14);
+        match j.frames[0].regs[1] {
+            Reg::Scalar(s) => assert!(s.contains(0) && s.contains(8) && !s.contains(4)),
+            r => panic!("{r:?}"),
+        }
+        assert_eq!(j.frames[0].regs[2], Reg::Conflict);
+        assert_eq!(j.frames[0].stack.first_uninit(-8, 0), Some(-8));
+    }
+}

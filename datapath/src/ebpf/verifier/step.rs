@@ -1,0 +1,306 @@
+//! Transfer functions for ALU instructions (including pointer arithmetic),
+//! conditional jumps and helper calls.
+
+use super::error::Reason;
+use super::mem::{read, set};
+use super::refine::{self, Rel};
+use super::scalar::{self, Scalar};
+use super::state::{Ptr, PtrKind, Reg, State};
+use crate::ebpf::helpers::{ArgKind, Helper, HelperRegistry};
+use crate::ebpf::insn::{AluOp, Cond, EndKind, Src};
+
+fn operand(st: &State, src: Src) -> Result<Reg, Reason> {
+    match src {
+        Src::Imm(i) => Ok(Reg::Scalar(Scalar::constant(i64::from(i) as u64))),
+        Src::Reg(r) => read(st, r),
+    }
+}
+
+fn src_reg(src: Src, dst: u8) -> u8 {
+    match src {
+        Src::Reg(r) => r,
+        Src::Imm(_) => dst,
+    }
+}
+
+fn op_name(op: AluOp, wide: bool) -> &'static str {
+    let n = match op {
+        AluOp::Add => "add",
+        AluOp::Sub => "sub",
+        AluOp::Mul => "mul",
+        AluOp::Div => "div",
+        AluOp::SDiv => "sdiv",
+        AluOp::Or => "or",
+        AluOp::And => "and",
+        AluOp::Lsh => "lsh",
+        AluOp::Rsh => "rsh",
+        AluOp::Mod => "mod",
+        AluOp::SMod => "smod",
+        AluOp::Xor => "xor",
+        AluOp::Mov => "mov",
+        AluOp::Arsh => "arsh",
+        AluOp::MovSx(_) => "movsx",
+    };
+    if wide {
+        n
+    } else {
+        match op {
+            AluOp::Mov => "32-bit mov",
+            AluOp::MovSx(_) => "32-bit movsx",
+            _ => "32-bit arithmetic",
+        }
+    }
+}
+
+/// `p + s` for a pointer and a scalar.
+fn ptr_add(p: &Ptr, s: &Scalar) -> Reg {
+    if p.kind == PtrKind::Packet && p.lo == 0 && p.hi == 0 && s.pkt_len {
+        // Packet start plus packet length: the packet end.
+        return Reg::Ptr(Ptr::at(PtrKind::PacketEnd, 0));
+    }
+    Reg::Ptr(p.moved(i128::from(s.smin), i128::from(s.smax)))
+}
+
+/// `p - q` for two pointers into the same region, if they are.
+fn ptr_diff(p: &Ptr, q: &Ptr) -> Option<Scalar> {
+    use PtrKind::{Packet, PacketEnd};
+    match (p.kind, q.kind) {
+        (a, b) if a == b && p.bounded() && q.bounded() => Some(Scalar::srange(
+            p.lo.saturating_sub(q.hi),
+            p.hi.saturating_sub(q.lo),
+        )),
+        (Packet, PacketEnd) | (PacketEnd, Packet) | (PacketEnd, PacketEnd) | (Packet, Packet) => {
+            Some(Scalar::UNKNOWN)
+        }
+        (a, b) if a == b => Some(Scalar::UNKNOWN),
+        _ => None,
+    }
+}
+
+/// `dst = dst OP src`.
+pub fn alu(st: &mut State, wide: bool, op: AluOp, dst: u8, src: Src) -> Result<(), Reason> {
+    let b = operand(st, src)?;
+    let blame_src = |kind| Reason::PointerArithmetic {
+        op: op_name(op, wide),
+        reg: src_reg(src, dst),
+        kind,
+    };
+    match op {
+        AluOp::Mov | AluOp::MovSx(_) => {
+            let v = match b {
+                _ if wide && op == AluOp::Mov => b,
+                Reg::Scalar(s) => Reg::Scalar(scalar::alu(op, wide, &Scalar::UNKNOWN, &s)),
+                Reg::Ptr(p) => return Err(blame_src(p.kind)),
+                _ => {
+                    return Err(Reason::UninitRegister {
+                        reg: src_reg(src, dst),
+                    })
+                }
+            };
+            set(st, dst, v);
+            return Ok(());
+        }
+        _ => {}
+    }
+    let a = read(st, dst)?;
+    let blame_dst = |kind| Reason::PointerArithmetic {
+        op: op_name(op, wide),
+        reg: dst,
+        kind,
+    };
+    let v = match (a, b) {
+        (Reg::Scalar(x), Reg::Scalar(y)) => Reg::Scalar(scalar::alu(op, wide, &x, &y)),
+        (Reg::Ptr(p), Reg::Scalar(s)) | (Reg::Scalar(s), Reg::Ptr(p))
+            if wide && op == AluOp::Add && p.kind != PtrKind::PacketEnd =>
+        {
+            ptr_add(&p, &s)
+        }
+        (Reg::Ptr(p), Reg::Scalar(s))
+            if wide && op == AluOp::Sub && p.kind != PtrKind::PacketEnd =>
+        {
+            Reg::Ptr(p.moved(-i128::from(s.smax), -i128::from(s.smin)))
+        }
+        (Reg::Ptr(p), Reg::Ptr(q)) if wide && op == AluOp::Sub => match ptr_diff(&p, &q) {
+            Some(s) => Reg::Scalar(s),
+            None => return Err(blame_src(q.kind)),
+        },
+        (Reg::Ptr(p), _) => return Err(blame_dst(p.kind)),
+        (_, Reg::Ptr(q)) => return Err(blame_src(q.kind)),
+        _ => return Err(Reason::UninitRegister { reg: dst }),
+    };
+    set(st, dst, v);
+    Ok(())
+}
+
+/// `dst = -dst`.
+pub fn neg(st: &mut State, wide: bool, dst: u8) -> Result<(), Reason> {
+    match read(st, dst)? {
+        Reg::Scalar(s) => {
+            set(st, dst, Reg::Scalar(scalar::neg(wide, &s)));
+            Ok(())
+        }
+        Reg::Ptr(p) => Err(Reason::PointerArithmetic {
+            op: "neg",
+            reg: dst,
+            kind: p.kind,
+        }),
+        _ => Err(Reason::UninitRegister { reg: dst }),
+    }
+}
+
+/// Byte-order conversion of dst.
+pub fn end(st: &mut State, kind: EndKind, bits: u8, dst: u8) -> Result<(), Reason> {
+    match read(st, dst)? {
+        Reg::Scalar(s) => {
+            set(st, dst, Reg::Scalar(scalar::end(kind, bits, &s)));
+            Ok(())
+        }
+        Reg::Ptr(p) => Err(Reason::PointerArithmetic {
+            op: "byte swap",
+            reg: dst,
+            kind: p.kind,
+        }),
+        _ => Err(Reason::UninitRegister { reg: dst }),
+    }
+}
+
+/// Raises the proven packet length from a refined packet-length scalar.
+fn note_len(st: &mut State, s: &Scalar) {
+    if s.pkt_len {
+        st.pkt_min = st.pkt_min.max(s.umin);
+    }
+}
+
+/// The edge of a scalar comparison where `(ra, rb)` hold.
+fn scalar_edge(
+    mut st: State,
+    dst: u8,
+    src: Src,
+    refined: Option<(Scalar, Scalar)>,
+) -> Option<State> {
+    let (ra, rb) = refined?;
+    match src {
+        Src::Reg(r) if r == dst => {
+            let both = ra.intersect(&rb)?;
+            set(&mut st, dst, Reg::Scalar(both));
+            note_len(&mut st, &both);
+        }
+        Src::Reg(r) => {
+            set(&mut st, dst, Reg::Scalar(ra));
+            set(&mut st, r, Reg::Scalar(rb));
+            note_len(&mut st, &ra);
+            note_len(&mut st, &rb);
+        }
+        Src::Imm(_) => {
+            set(&mut st, dst, Reg::Scalar(ra));
+            note_len(&mut st, &ra);
+        }
+    }
+    Some(st)
+}
+
+/// The packet length a pointer comparison proves on the edge where
+/// `p REL q` holds (kernel-style `pkt + N > pkt_end` checks).
+fn pkt_bound(rel: Rel, p: &Ptr, q: &Ptr) -> Option<u64> {
+    let (pkt, rel) = match (p.kind, q.kind) {
+        (PtrKind::Packet, PtrKind::PacketEnd) => (p, rel),
+        (PtrKind::PacketEnd, PtrKind::Packet) => (q, rel.swap()),
+        _ => return None,
+    };
+    if !pkt.bounded() {
+        return None;
+    }
+    let lo = pkt.lo.max(0) as u64;
+    match rel {
+        // pkt + lo < end: at least lo + 1 bytes.
+        Rel::Lt => Some(lo + 1),
+        // pkt + lo <= end (or ==): at least lo bytes.
+        Rel::Le | Rel::Eq => Some(lo),
+        _ => None,
+    }
+}
+
+/// The states on the taken and fall-through edges of `if dst COND src goto`;
+/// `None` for an edge that can never be followed.
+pub fn jump(
+    st: State,
+    wide: bool,
+    cond: Cond,
+    dst: u8,
+    src: Src,
+) -> Result<(Option<State>, Option<State>), Reason> {
+    let a = read(&st, dst)?;
+    let b = operand(&st, src)?;
+    match (a, b) {
+        (Reg::Scalar(x), Reg::Scalar(y)) => {
+            let (taken, fall) = refine::branch(cond, wide, &x, &y);
+            let t = scalar_edge(st.clone(), dst, src, taken);
+            let f = scalar_edge(st, dst, src, fall);
+            Ok((t, f))
+        }
+        (Reg::Ptr(p), Reg::Ptr(q)) if wide => {
+            let rel = Rel::of(cond);
+            let mut t = st.clone();
+            let mut f = st;
+            if let Some(n) = pkt_bound(rel, &p, &q) {
+                t.pkt_min = t.pkt_min.max(n);
+            }
+            if let Some(n) = pkt_bound(rel.negate(), &p, &q) {
+                f.pkt_min = f.pkt_min.max(n);
+            }
+            Ok((Some(t), Some(f)))
+        }
+        _ => Ok((Some(st.clone()), Some(st))),
+    }
+}
+
+/// Checks the arguments of a helper call and applies its effect on the
+/// registers: r0 = unknown scalar, r1..r5 clobbered.
+pub fn helper_call(st: &mut State, h: &Helper) -> Result<(), Reason> {
+    for (i, kind) in h.args.iter().enumerate() {
+        let r = i as u8 + 1;
+        match kind {
+            ArgKind::Unused => {}
+            ArgKind::Any => {
+                read(st, r)?;
+            }
+            ArgKind::Scalar => {
+                if let Reg::Ptr(p) = read(st, r)? {
+                    return Err(Reason::HelperArg {
+                        id: h.id,
+                        name: h.name,
+                        arg: r,
+                        expected: *kind,
+                        actual: match p.kind {
+                            PtrKind::Ctx => "a ctx pointer",
+                            PtrKind::Stack { .. } => "a stack pointer",
+                            PtrKind::Packet => "a packet pointer",
+                            PtrKind::PacketEnd => "a packet-end pointer",
+                        },
+                    });
+                }
+            }
+        }
+    }
+    for r in 1..=5 {
+        set(st, r, Reg::Uninit);
+    }
+    set(st, 0, Reg::Scalar(Scalar::UNKNOWN));
+    Ok(())
+}
+
+/// The helper a `callx` register must name: a known constant id.
+pub fn callx_target<'h>(
+    st: &State,
+    helpers: &'h HelperRegistry,
+    reg: u8,
+) -> Result<&'h Helper, Reason> {
+    let Reg::Scalar(s) = read(st, reg)? else {
+        return Err(Reason::CallxNotConstant { reg });
+    };
+    let value = s.as_const().ok_or(Reason::CallxNotConstant { reg })?;
+    u32::try_from(value)
+        .ok()
+        .and_then(|id| helpers.get(id))
+        .ok_or(Reason::CallxUnknownHelper { reg, value })
+}
