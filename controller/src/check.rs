@@ -174,7 +174,11 @@ pub fn switch_summary(p: &SwitchPlan) -> String {
         .iter()
         .map(|m| format!("{} ({} kbps, burst {} kB)", m.name, m.rate_kbps, m.burst_kb))
         .collect();
-    let _ = writeln!(s, "  meters    {}: {}", meters.len(), meters.join(", "));
+    if meters.is_empty() {
+        let _ = writeln!(s, "  meters    none");
+    } else {
+        let _ = writeln!(s, "  meters    {}: {}", meters.len(), meters.join(", "));
+    }
     for t in &p.tables {
         let alts: usize = t
             .flows

@@ -194,9 +194,10 @@ fn switch_with(
         errors: Vec::new(),
         warnings: Vec::new(),
     };
+    let declared = declared_ports(&file, &mut cx);
     let ports = match ports {
-        Some(p) => p,
-        None => declared_ports(&file, &mut cx),
+        Some(p) => p.with_aliases(&declared),
+        None => declared,
     };
     let plan = lower_switch(&file, &dir_of(pos.file()), ports, &mut cx);
     finish(plan, cx.errors)

@@ -91,6 +91,9 @@ impl SwitchPlan {
 pub struct PortTable {
     /// `None`: unknown (a standalone switch file without `ports:`).
     ports: Option<Vec<PortDesc>>,
+    /// Further names: a switch file's own `ports:` when a topology provides
+    /// the ports, so that flows may still name ports as the file does.
+    aliases: Vec<(String, PortId)>,
     /// Describes where the ports come from, for error hints.
     origin: String,
 }
@@ -99,6 +102,7 @@ impl PortTable {
     pub fn known(ports: Vec<PortDesc>, origin: impl Into<String>) -> Self {
         PortTable {
             ports: Some(ports),
+            aliases: Vec::new(),
             origin: origin.into(),
         }
     }
@@ -107,21 +111,38 @@ impl PortTable {
         PortTable::default()
     }
 
+    /// Adds the names of `other`'s ports as aliases.
+    pub fn with_aliases(mut self, other: &PortTable) -> Self {
+        if let Some(ps) = &other.ports {
+            self.aliases = ps.iter().map(|d| (d.name.clone(), d.id)).collect();
+        }
+        self
+    }
+
     fn resolve(&self, p: &PortRef) -> Result<PortId, String> {
-        match (&self.ports, p) {
-            (None, PortRef::Id(id)) => Ok(*id),
-            (None, PortRef::Name(_)) => Err(
-                " (this file has no `ports:` section to look the name up in; use a port id)"
-                    .to_string(),
-            ),
-            (Some(ps), PortRef::Id(id)) => match ps.iter().find(|d| d.id == *id) {
-                Some(_) => Ok(*id),
-                None => Err(self.hint(ps)),
+        let Some(ps) = &self.ports else {
+            return match p {
+                PortRef::Id(id) => Ok(*id),
+                PortRef::Name(_) => Err(
+                    " (this file has no `ports:` section to look the name up in; use a port id)"
+                        .to_string(),
+                ),
+            };
+        };
+        let id = match p {
+            PortRef::Id(id) => *id,
+            PortRef::Name(n) => match ps.iter().find(|d| d.name == *n) {
+                Some(d) => return Ok(d.id),
+                None => match self.aliases.iter().find(|(a, _)| a == n) {
+                    Some((_, id)) => *id,
+                    None => return Err(self.hint(ps)),
+                },
             },
-            (Some(ps), PortRef::Name(n)) => match ps.iter().find(|d| d.name == *n) {
-                Some(d) => Ok(d.id),
-                None => Err(self.hint(ps)),
-            },
+        };
+        if ps.iter().any(|d| d.id == id) {
+            Ok(id)
+        } else {
+            Err(self.hint(ps))
         }
     }
 

@@ -200,23 +200,24 @@ fn fold(m: &MatchSpec, base: &str, pos: &PosIndex, errors: &mut Vec<ModelError>)
     ok.then_some(needs)
 }
 
-/// Adds one requirement; `require` only fails on contradicting bits, which
-/// `fold` has ruled out, but a failure is still reported rather than lost.
-fn req<const N: usize>(
-    m: &mut Match,
-    off: usize,
-    value: u64,
-    mask: u64,
-    field: &str,
-    base: &str,
-    pos: &PosIndex,
-    errors: &mut Vec<ModelError>,
-) {
-    if !m.require::<N>(off, value, mask) {
-        errors.push(ModelError::Invalid {
-            at: pos.key(&format!("{base}.{field}")),
-            msg: format!("`{field}` contradicts another field of this match"),
-        });
+/// The match being built, with what is needed to report a failure.
+struct Builder<'a> {
+    m: Match,
+    base: &'a str,
+    pos: &'a PosIndex,
+    errors: &'a mut Vec<ModelError>,
+}
+
+impl Builder<'_> {
+    /// Adds one requirement. `require` only fails on contradicting bits,
+    /// which `fold` has ruled out, but a failure is still reported.
+    fn req<const N: usize>(&mut self, off: usize, value: u64, mask: u64, field: &str) {
+        if !self.m.require::<N>(off, value, mask) {
+            self.errors.push(ModelError::Invalid {
+                at: self.pos.key(&format!("{}.{field}", self.base)),
+                msg: format!("`{field}` contradicts another field of this match"),
+            });
+        }
     }
 }
 
@@ -236,10 +237,15 @@ pub(crate) fn lower_match(
 ) -> Option<Vec<Match>> {
     let needs = fold(m, base, pos, errors)?;
     let before = errors.len();
-    let mut b = Match::any();
+    let mut bld = Builder {
+        m: Match::any(),
+        base,
+        pos,
+        errors,
+    };
     macro_rules! r {
         ($n:literal, $off:expr, $v:expr, $mask:expr, $field:literal) => {
-            req::<$n>(&mut b, $off, $v, $mask, $field, base, pos, errors)
+            bld.req::<$n>($off, $v, $mask, $field)
         };
     }
     if let Some(p) = in_port {
@@ -282,16 +288,7 @@ pub(crate) fn lower_match(
         (m.arp_tpa, key::OFF_NW_DST, "arp_tpa"),
     ] {
         if let Some(n) = net {
-            req::<4>(
-                &mut b,
-                off,
-                u64::from(n.addr),
-                u64::from(n.mask),
-                field,
-                base,
-                pos,
-                errors,
-            );
+            bld.req::<4>(off, u64::from(n.addr), u64::from(n.mask), field);
         }
     }
     for (net, off, field) in [
@@ -301,8 +298,8 @@ pub(crate) fn lower_match(
         if let Some(n) = net {
             let (hi, lo) = ((n.addr >> 64) as u64, n.addr as u64);
             let (mhi, mlo) = ((n.mask >> 64) as u64, n.mask as u64);
-            req::<8>(&mut b, off, hi, mhi, field, base, pos, errors);
-            req::<8>(&mut b, off + 8, lo, mlo, field, base, pos, errors);
+            bld.req::<8>(off, hi, mhi, field);
+            bld.req::<8>(off + 8, lo, mlo, field);
         }
     }
     if let Some(p) = needs.proto {
@@ -330,21 +327,13 @@ pub(crate) fn lower_match(
         (m.icmpv6_code, key::OFF_TP_DST, "icmpv6_code"),
     ] {
         if let Some(n) = v {
-            req::<2>(
-                &mut b,
-                off,
-                u64::from(n.0),
-                0xffff,
-                field,
-                base,
-                pos,
-                errors,
-            );
+            bld.req::<2>(off, u64::from(n.0), 0xffff, field);
         }
     }
     if let Some(op) = m.arp_op {
         r!(2, key::OFF_ARP_OP, u64::from(op.0), 0xffff, "arp_op");
     }
+    let b = bld.m;
     if errors.len() > before {
         return None;
     }
