@@ -290,7 +290,8 @@ fn hosts(topo: &TopologyFile, cx: &mut Cx) -> Vec<HostPlan> {
             let first = cx.pos.value(&format!("hosts[{first}].{field}"));
             cx.dup(what, name, at, first);
         };
-        if let Some(&f) = names.get(h.name.as_str()) {
+        let same_name = names.get(h.name.as_str()).copied();
+        if let Some(f) = same_name {
             dup(cx, "host name", h.name.0.clone(), "name", f);
         } else {
             names.insert(h.name.0.clone(), i);
@@ -313,7 +314,9 @@ fn hosts(topo: &TopologyFile, cx: &mut Cx) -> Vec<HostPlan> {
                 msg: format!("{mac} is a multicast address; a host needs a unicast MAC"),
             });
         }
-        if let Some(&f) = macs.get(&mac.0) {
+        // A repeated name already has its error; its derived MAC repeats too.
+        let derived_repeat = h.mac.is_none() && same_name.is_some();
+        if let Some(&f) = macs.get(&mac.0).filter(|_| !derived_repeat) {
             let at = cx.pos.value(&p(mac_field));
             let first = cx.pos.value(&format!("hosts[{f}]"));
             cx.dup("host MAC", mac.to_string(), at, first);

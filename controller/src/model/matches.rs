@@ -126,73 +126,114 @@ struct Needs {
     tagged: Option<bool>,
 }
 
-/// Folds the prerequisites; on a contradiction, reports it at the later
-/// field's key. Returns `None` after an error.
+/// Who set a requirement, and what that field needs.
+#[derive(Clone, Copy)]
+struct By<'f> {
+    field: &'f str,
+    need: &'f str,
+}
+
+/// Folds the prerequisites. On a contradiction between two fields, the
+/// error goes to whichever of them comes later in the file and names the
+/// other one. Returns `None` after an error.
 fn fold(m: &MatchSpec, base: &str, pos: &PosIndex, errors: &mut Vec<ModelError>) -> Option<Needs> {
     let mut needs = Needs::default();
-    let (mut eth_by, mut proto_by, mut tag_by) = ("", "", "");
+    let none = By {
+        field: "",
+        need: "",
+    };
+    let (mut eth_by, mut proto_by, mut tag_by) = (none, none, none);
     let at = |f: &str| pos.key(&format!("{base}.{f}"));
-    let mut contradiction = |field: &str, need: String, other: &str| {
+    let mut contradiction = |a: By, b: By| {
+        let (later, earlier) = if at(a.field) >= at(b.field) {
+            (a, b)
+        } else {
+            (b, a)
+        };
         errors.push(ModelError::Contradiction {
-            at: at(field),
-            field: field.to_string(),
-            need,
-            other: other.to_string(),
-            other_at: at(other),
+            at: at(later.field),
+            field: later.field.to_string(),
+            need: later.need.to_string(),
+            other: earlier.field.to_string(),
+            other_at: at(earlier.field),
         });
     };
     let mut ok = true;
-    for p in prereqs(m) {
+    let prereqs = prereqs(m);
+    let descs: Vec<(String, String, &str)> = prereqs
+        .iter()
+        .map(|p| {
+            let eth = p.eth.as_deref().map(eth_set_name).unwrap_or_default();
+            let proto = p
+                .proto
+                .map(|x| format!("ip_proto {}", proto_name(x)))
+                .unwrap_or_default();
+            let tag = match p.tagged {
+                Some(true) => "a VLAN tag",
+                Some(false) => "an untagged frame",
+                None => "",
+            };
+            (eth, proto, tag)
+        })
+        .collect();
+    for (p, (eth_need, proto_need, tag_need)) in prereqs.iter().zip(&descs) {
         if let Some(want) = &p.eth {
+            let me = By {
+                field: p.field,
+                need: eth_need,
+            };
             match &needs.eth {
                 None => {
                     needs.eth = Some(want.clone());
-                    eth_by = p.field;
+                    eth_by = me;
                 }
                 Some(have) => {
                     let both: Vec<u16> =
                         have.iter().copied().filter(|t| want.contains(t)).collect();
                     if both.is_empty() {
-                        contradiction(p.field, eth_set_name(want), eth_by);
+                        contradiction(me, eth_by);
                         ok = false;
                         continue;
                     }
                     if both.len() < have.len() {
-                        eth_by = p.field;
+                        eth_by = me;
                     }
                     needs.eth = Some(both);
                 }
             }
         }
         if let Some(want) = p.proto {
+            let me = By {
+                field: p.field,
+                need: proto_need,
+            };
             match needs.proto {
                 Some(have) if have != want => {
-                    contradiction(p.field, format!("ip_proto {}", proto_name(want)), proto_by);
+                    contradiction(me, proto_by);
                     ok = false;
                     continue;
                 }
                 Some(_) => {}
                 None => {
                     needs.proto = Some(want);
-                    proto_by = p.field;
+                    proto_by = me;
                 }
             }
         }
         if let Some(want) = p.tagged {
+            let me = By {
+                field: p.field,
+                need: tag_need,
+            };
             match needs.tagged {
                 Some(have) if have != want => {
-                    let need = if want {
-                        "a VLAN tag"
-                    } else {
-                        "an untagged frame"
-                    };
-                    contradiction(p.field, need.to_string(), tag_by);
+                    contradiction(me, tag_by);
                     ok = false;
                 }
                 Some(_) => {}
                 None => {
                     needs.tagged = Some(want);
-                    tag_by = p.field;
+                    tag_by = me;
                 }
             }
         }
