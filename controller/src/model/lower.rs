@@ -375,7 +375,9 @@ pub(crate) fn lower_switch(
     let mut tables = Vec::new();
     let mut goto_targets: HashSet<u8> = HashSet::new();
     for (&tid, &ti) in &table_ids {
-        let table = &file.tables[ti];
+        let Some(table) = file.tables.get(ti) else {
+            continue;
+        };
         let mut desc = TableDesc {
             id: tid,
             flows: Vec::new(),

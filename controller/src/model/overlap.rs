@@ -28,16 +28,18 @@ pub(crate) fn check_overlaps(flows: &[FlowSpec], at: &[Location], errors: &mut V
             continue;
         }
         for (a, b) in overlapping_pairs(flows, &members) {
-            let (Some(a_at), Some(b_at)) = (at.get(a), at.get(b)) else {
+            let (Some(fa), Some(fb), Some(a_at), Some(b_at)) =
+                (flows.get(a), flows.get(b), at.get(a), at.get(b))
+            else {
                 continue;
             };
             errors.push(ModelError::Overlap {
                 at: b_at.clone(),
                 table,
                 priority,
-                a: flows[a].name.clone(),
+                a: fa.name.clone(),
                 a_at: a_at.clone(),
-                b: flows[b].name.clone(),
+                b: fb.name.clone(),
             });
         }
     }
@@ -48,16 +50,14 @@ fn overlapping_pairs(flows: &[FlowSpec], members: &[usize]) -> BTreeSet<(usize, 
     // Alternatives grouped by mask.
     let mut by_mask: HashMap<FlowKey, Vec<(usize, FlowKey)>> = HashMap::new();
     for &f in members {
-        for m in &flows[f].matches {
+        for m in flows.get(f).map_or(&[][..], |fl| &fl.matches) {
             by_mask.entry(m.mask).or_default().push((f, m.key));
         }
     }
     let groups: Vec<(FlowKey, Vec<(usize, FlowKey)>)> = by_mask.into_iter().collect();
     let mut pairs = BTreeSet::new();
-    for i in 0..groups.len() {
-        for j in i..groups.len() {
-            let (mi, gi) = &groups[i];
-            let (mj, gj) = &groups[j];
+    for (i, (mi, gi)) in groups.iter().enumerate() {
+        for (mj, gj) in groups.iter().skip(i) {
             let common = mi.masked(mj);
             let mut index: HashMap<FlowKey, Vec<usize>> = HashMap::new();
             for (f, k) in gj {
@@ -74,7 +74,10 @@ fn overlapping_pairs(flows: &[FlowSpec], members: &[usize]) -> BTreeSet<(usize, 
             }
         }
     }
-    debug_assert!(pairs.iter().all(|(a, b)| flows[*a].overlaps(&flows[*b])));
+    debug_assert!(pairs.iter().all(|(a, b)| flows
+        .get(*a)
+        .zip(flows.get(*b))
+        .is_some_and(|(x, y)| x.overlaps(y))));
     pairs
 }
 

@@ -8,13 +8,17 @@
 //! and of the value. While building it we also refuse a key that appears
 //! twice in one mapping, which serde would otherwise let the last one win.
 
-use std::collections::HashMap;
+use ahash::AHashMap as HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
 use saphyr_parser::{Event, Marker, Parser};
 
 use super::error::{Location, ModelError};
+
+/// Collections nest at most this deep (serde_yaml stops at 128 too); this
+/// also bounds the length of paths.
+const MAX_DEPTH: usize = 100;
 
 /// Line and column (1-based) of a node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,7 +59,7 @@ enum Frame {
         path: String,
         /// The key whose value comes next, if any.
         key: Option<String>,
-        seen: HashMap<String, LineCol>,
+        seen: Keys,
     },
     Seq {
         path: String,
@@ -65,6 +69,39 @@ enum Frame {
     Opaque {
         depth: usize,
     },
+}
+
+/// The keys seen so far in one mapping: a short list (most mappings have
+/// a handful of keys), indexed by a hash map once it grows.
+#[derive(Default)]
+struct Keys {
+    list: Vec<(String, LineCol)>,
+    index: Option<HashMap<String, LineCol>>,
+}
+
+impl Keys {
+    const INDEX_FROM: usize = 16;
+
+    fn get(&self, k: &str) -> Option<LineCol> {
+        match &self.index {
+            Some(m) => m.get(k).copied(),
+            None => self.list.iter().find(|(n, _)| n == k).map(|(_, at)| *at),
+        }
+    }
+
+    fn insert(&mut self, k: &str, at: LineCol) {
+        match &mut self.index {
+            Some(m) => {
+                m.insert(k.to_string(), at);
+            }
+            None => {
+                self.list.push((k.to_string(), at));
+                if self.list.len() >= Self::INDEX_FROM {
+                    self.index = Some(std::mem::take(&mut self.list).into_iter().collect());
+                }
+            }
+        }
+    }
 }
 
 fn child(parent: &str, key: &str) -> String {
@@ -123,13 +160,20 @@ impl PosIndex {
                         *depth += 1;
                         continue;
                     }
+                    if stack.len() >= MAX_DEPTH {
+                        errors.push(ModelError::Syntax {
+                            at: Location::new(file, at.line, at.col),
+                            msg: format!("nesting deeper than {MAX_DEPTH} levels"),
+                        });
+                        return Err(errors);
+                    }
                     let path = idx.node(&mut stack, &mut errors, at, None, true);
                     let frame = match path {
                         None => Frame::Opaque { depth: 1 },
                         Some(path) if is_map => Frame::Map {
                             path,
                             key: None,
-                            seen: HashMap::new(),
+                            seen: Keys::default(),
                         },
                         Some(path) => Frame::Seq { path, next: 0 },
                     };
@@ -194,7 +238,7 @@ impl PosIndex {
             Some(Frame::Map { path, key, seen }) => match key.take() {
                 Some(k) => {
                     let p = child(path, &k);
-                    let key_at = seen.get(&k).copied();
+                    let key_at = seen.get(&k);
                     self.entries
                         .entry(p.clone())
                         .and_modify(|e| e.value = at)
@@ -215,7 +259,7 @@ impl PosIndex {
                                     first: Location::new(&file, first.line, first.col),
                                 });
                             } else {
-                                seen.insert(k.to_string(), at);
+                                seen.insert(k, at);
                                 if top {
                                     self.top_keys.push((
                                         k.to_string(),
@@ -330,5 +374,22 @@ mod tests {
         assert!(e[0].to_string().starts_with("t.yaml:"), "{}", e[0]);
         let e = PosIndex::build(&f, "a: 1\n---\nb: 2\n").unwrap_err();
         assert!(e[0].to_string().contains("second"), "{}", e[0]);
+        // Past the size where the keys get a hash index, too.
+        let mut many: String = (0..40).map(|i| format!("k{i}: {i}\n")).collect();
+        many.push_str("k3: 0\n");
+        let e = PosIndex::build(&f, &many).unwrap_err();
+        assert_eq!(
+            e[0].to_string(),
+            "t.yaml:41:1: `k3` appears twice in this mapping (first at t.yaml:4:1)"
+        );
+        let deep = "- ".repeat(MAX_DEPTH + 1);
+        let e = PosIndex::build(&f, &deep).unwrap_err();
+        assert_eq!(
+            e[0].to_string(),
+            format!(
+                "t.yaml:1:{}: YAML syntax: nesting deeper than {MAX_DEPTH} levels",
+                2 * MAX_DEPTH + 1
+            )
+        );
     }
 }

@@ -601,16 +601,16 @@ impl TcpFlags {
             return Err("empty tcp_flags; expected like `+syn-ack`".to_string());
         }
         while !rest.is_empty() {
-            let set = match rest.as_bytes()[0] {
-                b'+' => true,
-                b'-' => false,
-                _ => {
-                    return Err(format!(
-                        "tcp_flags `{s}`: each flag needs + (set) or - (clear) before it"
-                    ))
-                }
+            let (set, after) = if let Some(r) = rest.strip_prefix('+') {
+                (true, r)
+            } else if let Some(r) = rest.strip_prefix('-') {
+                (false, r)
+            } else {
+                return Err(format!(
+                    "tcp_flags `{s}`: each flag needs + (set) or - (clear) before it"
+                ));
             };
-            rest = &rest[1..];
+            rest = after;
             let end = rest.find(['+', '-']).unwrap_or(rest.len());
             let name = &rest[..end];
             rest = &rest[end..];
