@@ -560,12 +560,12 @@ fn lower_actions(
             }),
             ActionSpec::PopVlan => Some(Action::PopVlan),
             ActionSpec::DecTtl => Some(Action::DecTtl),
-            ActionSpec::Meter(name) => match meters.iter().position(|m| m.name == *name) {
+            ActionSpec::Meter(name) => match meters.iter().position(|m| m.name == name.0) {
                 Some(i) => Some(Action::Meter(i as u32)),
                 None => {
                     cx.errors.push(ModelError::UnknownMeter {
                         at: cx.pos.value(&kpath),
-                        name: name.clone(),
+                        name: name.0.clone(),
                     });
                     None
                 }

@@ -10,7 +10,8 @@ use serde::Deserialize as DeriveDeserialize;
 
 use super::value::{
     bounded_u64, ArpOp, Dscp, Ecn, EthType, IcmpNum, IfName, IpProto, Ipv4, Ipv4Net, Ipv6, Ipv6Net,
-    L4Port, Mac, MacMatch, Pcp, PortId, PortRange, PortRef, Priority, TcpFlags, Vid, VlanMatch,
+    L4Port, Mac, MacMatch, Name, Pcp, PortId, PortRange, PortRef, Priority, TcpFlags, Vid,
+    VlanMatch,
 };
 
 /// A whole switch file.
@@ -114,7 +115,7 @@ impl<'de> Deserialize<'de> for Meters {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Meters, A::Error> {
                 let mut out = Vec::new();
-                while let Some(name) = m.next_key::<IfName<64>>()? {
+                while let Some(name) = m.next_key::<Name>()? {
                     let spec: MeterSpec = m.next_value()?;
                     out.push((name.0, spec));
                 }
@@ -367,7 +368,7 @@ pub enum ActionSpec {
     PushVlan(PushVlanSpec),
     PopVlan,
     DecTtl,
-    Meter(String),
+    Meter(Name),
     Mirror(PortRef),
     GotoTable(u8),
     Ebpf(EbpfRef),

@@ -472,7 +472,7 @@ fn every_match_field_and_action_lowers() {
     std::fs::write(dir.join("a.o"), b"\x7fELF").unwrap();
     let text = r#"switch: {name: s, threads: 3, miss: flood}
 ports: [{id: 1, name: p1}, {id: 2, name: p2}, {id: 7, name: p7}]
-meters: {m1: {rate_kbps: 1, burst_kb: 1}, m2: {rate_kbps: 2, burst_kb: 2}}
+meters: {m1: {rate_kbps: 1, burst_kb: 1}, 2mbit: {rate_kbps: 2, burst_kb: 2}}
 tables:
   - id: 0
     flows:
@@ -483,7 +483,7 @@ tables:
       - name: arp
         priority: 8
         match: {arp_spa: 10.0.0.0/8, arp_tpa: 10.0.0.1, arp_op: reply, ebpf: {asm: f.s}}
-        actions: [{meter: m2}, {ebpf: {elf: a.o, section: act}}, normal]
+        actions: [{meter: 2mbit}, {ebpf: {elf: a.o, section: act}}, normal]
       - name: tcp
         priority: 7
         match: {ipv4_src: 192.168.0.0/16, ip_proto: 6, tcp_flags: "+syn-ack", tcp_src: 22, ebpf: {asm: f.s}}
@@ -760,6 +760,7 @@ const FILE_MISTAKES: &[(&str, &str, usize, &str, &str)] = &[
     ("port id 0", "switch: {name: a}\nports: [{id: 0, name: p}]\n", 2, "0,", "port id 0 is out of range"),
     ("zero queues", "switch: {name: a}\nports: [{id: 1, name: p, queues: 0}]\n", 2, "0}", "queues 0"),
     ("meter without rate", "switch: {name: a}\nmeters:\n  m: {burst_kb: 3}\n", 3, "{burst", "missing field `rate_kbps`"),
+    ("meter name with a space", "switch: {name: a}\nmeters:\n  \"m 1\": {rate_kbps: 1, burst_kb: 3}\n", 3, "\"m 1", "not a valid name"),
     ("meter rate zero", "switch: {name: a}\nmeters:\n  m: {rate_kbps: 0, burst_kb: 3}\n", 3, "0,", "out of range 1.."),
     ("duplicate table id", "switch: {name: a}\ntables:\n  - id: 0\n  - id: 0\n", 4, "0", "duplicate table id `0`"),
     ("no table 0", "switch: {name: a}\ntables:\n  - id: 1\n", 2, "tables", "there is no table 0"),

@@ -687,6 +687,29 @@ impl<'de> Deserialize<'de> for PortId {
     }
 }
 
+/// A handle such as a meter name: non-empty, without whitespace or control
+/// characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Name(pub String);
+
+impl<'de> Deserialize<'de> for Name {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        number_or_str(d, "a name", |v| {
+            let s = match v {
+                NumOrStr::Num(n) => n.to_string(),
+                NumOrStr::Str(s) => s.to_string(),
+            };
+            if s.is_empty() || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                Err(format!(
+                    "`{s}` is not a valid name: non-empty, without spaces or control characters"
+                ))
+            } else {
+                Ok(Name(s))
+            }
+        })
+    }
+}
+
 /// A name used as an interface, namespace or socket name: 1 to `MAX`
 /// characters from `A-Z a-z 0-9 _ . -`, starting with a letter.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
