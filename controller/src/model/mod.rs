@@ -10,7 +10,7 @@
 //!    every value with a syntax of its own (MACs, CIDRs, port ranges, names
 //!    of protocols, actions) has its own `Deserialize`, so an error carries
 //!    the value's position.
-//! 3. Lowering ([`lower`], [`matches`]) resolves names (ports, meters,
+//! 3. Lowering ([`lower`], [`mod@matches`]) resolves names (ports, meters,
 //!    tables), applies the implied prerequisites of match fields, expands
 //!    IP families and port ranges into alternatives, and produces the
 //!    datapath's `FlowSpec`s. Every cross-reference error is placed with the
