@@ -55,12 +55,7 @@ pub fn report(
                 let _ = writeln!(err, "{e}");
             }
             let n = errors.0.len();
-            let _ = writeln!(
-                err,
-                "{}: {n} error{}",
-                path.display(),
-                if n == 1 { "" } else { "s" }
-            );
+            let _ = writeln!(err, "{}: {n} error{}", path.display(), plural(n));
             false
         }
         Ok(loaded) => {
@@ -88,7 +83,8 @@ pub fn report(
                         for m in &msgs {
                             let _ = writeln!(err, "{m}");
                         }
-                        let _ = writeln!(err, "{}: {} errors", path.display(), msgs.len());
+                        let n = msgs.len();
+                        let _ = writeln!(err, "{}: {n} error{}", path.display(), plural(n));
                         ok = false;
                     }
                 }
@@ -206,4 +202,58 @@ pub fn switch_summary(p: &SwitchPlan) -> String {
         );
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn example() -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../flows/example.yaml")
+    }
+
+    fn run_with(hook: Option<CompileHook>) -> (bool, String, String) {
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let ok = report(&example(), hook, &mut out, &mut err);
+        (
+            ok,
+            String::from_utf8(out).unwrap(),
+            String::from_utf8(err).unwrap(),
+        )
+    }
+
+    #[test]
+    fn without_a_compiler_the_summary_has_no_compiled_line() {
+        let (ok, out, err) = run_with(None);
+        assert!(ok && err.is_empty(), "{err}");
+        assert!(!out.contains("compiled"));
+        assert!(out.ends_with("ok: 2 tables, 5 flows\n"), "{out}");
+    }
+
+    #[test]
+    fn the_compile_hook_adds_its_line_or_its_errors() {
+        fn good(p: &SwitchPlan) -> Result<CompileStats, Vec<String>> {
+            Ok(CompileStats {
+                programs: p.flows.len(),
+                instructions: 10 * p.flows.len(),
+                elapsed: Duration::from_micros(1500),
+            })
+        }
+        fn bad(p: &SwitchPlan) -> Result<CompileStats, Vec<String>> {
+            Err(vec![format!("{}: rejected", p.flow_at[0])])
+        }
+        let (ok, out, _) = run_with(Some(good));
+        assert!(ok);
+        assert!(
+            out.contains("\n  compiled  5 programs, 50 instructions in 1.5 ms\nok: 2 tables"),
+            "{out}"
+        );
+        let (ok, out, err) = run_with(Some(bad));
+        assert!(!ok);
+        assert!(out.is_empty(), "{out}");
+        let lines: Vec<&str> = err.lines().collect();
+        assert_eq!(lines.len(), 2, "{err}");
+        assert!(lines[0].ends_with("example.yaml:14:9: rejected"), "{err}");
+        assert!(lines[1].ends_with("example.yaml: 1 error"), "{err}");
+    }
 }
