@@ -266,7 +266,7 @@ impl<'a> Analyzer<'a> {
                 src,
                 off,
             } => {
-                let acc = mem::atomic(st, self.layout(), size, op, fetch, dst, src, off)?;
+                let acc = mem::atomic(st, self.layout(), size, (op, fetch), dst, src, off)?;
                 self.record(pc, dst, acc)?;
             }
             Op::Call { helper } => {

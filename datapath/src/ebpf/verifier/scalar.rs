@@ -84,6 +84,7 @@ impl Scalar {
     }
 
     /// Does the set contain `v`?
+    #[cfg(test)]
     pub fn contains(&self, v: u64) -> bool {
         self.umin <= v
             && v <= self.umax
@@ -419,8 +420,9 @@ fn mul(a: &Scalar, b: &Scalar) -> Scalar {
 }
 
 fn div(a: &Scalar, b: &Scalar) -> Scalar {
-    if b.umin > 0 {
-        Scalar::urange(a.umin / b.umax, a.umax / b.umin)
+    if let (Some(hi), Some(lo)) = (a.umax.checked_div(b.umin), a.umin.checked_div(b.umax)) {
+        // No zero divisor possible (b.umax >= b.umin > 0).
+        Scalar::urange(lo, hi)
     } else if b.umax == 0 {
         Scalar::constant(0)
     } else {

@@ -126,10 +126,6 @@ impl Reg {
             _ => Reg::Conflict,
         }
     }
-
-    pub fn is_ptr(&self) -> bool {
-        matches!(self, Reg::Ptr(_))
-    }
 }
 
 /// Slots of 8 bytes in one frame.

@@ -24,11 +24,8 @@ impl Tnum {
         Tnum { value: v, mask: 0 }
     }
 
-    pub fn is_const(self) -> bool {
-        self.mask == 0
-    }
-
     /// Does the set this tnum describes contain `v`?
+    #[cfg(test)]
     pub fn contains(self, v: u64) -> bool {
         (v & !self.mask) == self.value
     }

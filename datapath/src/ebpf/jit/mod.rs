@@ -1,0 +1,404 @@
+//! The x86-64 JIT: verified programs to native code.
+//!
+//! [`compile`] (one program) and [`compile_many`] (a batch sharing one
+//! executable arena) translate `Program.ops` in a single pass into x86-64
+//! machine code ([`x86`] module), with the eBPF registers in machine registers.
+//! The code is copied into a fresh mapping that is switched from read+write
+//! to read+execute before first use (`sys::exec`); it never calls back into
+//! the interpreter. Running enters the code through `sys::jitcall`, which
+//! also hosts the helper trampoline.
+//!
+//! Memory accesses the verifier marked `guard: true` are checked inline
+//! against the region's run-time bounds; the others are trusted. Run-time
+//! errors come back as the same [`RunError`] values the interpreter produces.
+//!
+//! On other architectures [`compile`] returns a program that runs the
+//! interpreter, and says so once on stderr.
+
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
+#[cfg(test)]
+mod tests;
+
+use std::cell::Cell;
+#[cfg(target_arch = "x86_64")]
+use std::sync::Arc;
+
+use thiserror::Error;
+
+use super::insn::{Op, R10, STACK_SIZE};
+use super::vm::{Region, RunError, RunInput, STACK_TOTAL};
+use super::Program;
+#[cfg(target_arch = "x86_64")]
+use super::{helpers::HelperFn, vm, Entry, ProgEnv};
+#[cfg(target_arch = "x86_64")]
+use crate::sys::exec::{ExecArena, ExecEntry};
+#[cfg(target_arch = "x86_64")]
+use crate::sys::jitcall::{self, status, EnterArgs, EntryArg, RawExit};
+
+/// Why a program could not be compiled. Verified programs only fail on
+/// resource exhaustion ([`JitError::Map`]); the other variants describe
+/// programs the verifier would not have produced.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum JitError {
+    #[error("program has no instructions")]
+    Empty,
+    #[error("program has {slots} slots but {ops} ops, {access} access and {callx} callx entries")]
+    Shape {
+        slots: usize,
+        ops: usize,
+        access: usize,
+        callx: usize,
+    },
+    #[error("program of {0} slots is too large to compile")]
+    TooLarge(usize),
+    #[error("insn {pc}: jump or call target {target} is not an instruction")]
+    BadTarget { pc: usize, target: i64 },
+    #[error("insn {pc}: invalid register r{reg}")]
+    BadRegister { pc: usize, reg: u8 },
+    #[error("insn {pc}: invalid access size {size}")]
+    BadSize { pc: usize, size: u8 },
+    #[error("insn {pc}: memory access has no region information from the verifier")]
+    MissingAccess { pc: usize },
+    #[error("insn {pc}: {what} is not supported by the JIT")]
+    Unsupported { pc: usize, what: &'static str },
+    #[error("insn {pc}: execution can run past the last instruction")]
+    FallsOffEnd { pc: usize },
+    #[error("code generation failed: {0}")]
+    Assemble(String),
+    #[error("cannot map executable memory: {0}")]
+    Map(String),
+}
+
+/// Per-thread working memory for runs: the eBPF stack. Reusing one across
+/// runs avoids an allocation per run (see [`JitProgram::run_with`]).
+pub struct JitScratch {
+    stack: Box<[u64; STACK_TOTAL / 8]>,
+}
+
+impl JitScratch {
+    pub fn new() -> Self {
+        JitScratch {
+            stack: Box::new([0; STACK_TOTAL / 8]),
+        }
+    }
+}
+
+impl Default for JitScratch {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+thread_local! {
+    static SCRATCH: Cell<Option<JitScratch>> = const { Cell::new(None) };
+}
+
+/// Where a program's code lives, for tests and statistics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArenaInfo {
+    /// Address of the arena's first byte: equal for programs sharing an arena.
+    pub base: usize,
+    /// Bytes of code in the arena (all programs plus the entry routine).
+    pub code_bytes: usize,
+    /// Bytes mapped for it (whole pages).
+    pub mapped_bytes: usize,
+}
+
+/// A compiled program. Cheap to run repeatedly and shareable between
+/// threads (`Send + Sync`); keeps its executable arena alive.
+pub struct JitProgram {
+    #[cfg(target_arch = "x86_64")]
+    native: Native,
+    #[cfg(not(target_arch = "x86_64"))]
+    prog: Program,
+}
+
+#[cfg(target_arch = "x86_64")]
+struct Native {
+    entry: ExecEntry,
+    env: Arc<ProgEnv>,
+    helpers: Box<[(u32, HelperFn)]>,
+    /// Bytes at the top of the eBPF stack to zero before each run.
+    stack_zero: usize,
+}
+
+impl JitProgram {
+    /// Runs the program on `input` with this thread's scratch memory.
+    pub fn run(&self, input: RunInput<'_>) -> Result<u64, RunError> {
+        // Taken out of the thread-local for the run, so a nested run (from
+        // inside a helper) simply gets a fresh one.
+        let mut scratch = SCRATCH
+            .try_with(Cell::take)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        let r = self.run_with(&mut scratch, input);
+        // Fails only while the thread is exiting; the scratch is then dropped.
+        let _ = SCRATCH.try_with(|c| c.set(Some(scratch)));
+        r
+    }
+
+    /// Runs the program on `input` using `scratch` for its stack.
+    #[cfg(target_arch = "x86_64")]
+    pub fn run_with(
+        &self,
+        scratch: &mut JitScratch,
+        mut input: RunInput<'_>,
+    ) -> Result<u64, RunError> {
+        let n = &self.native;
+        let entry = match &n.env.entry {
+            Entry::MemLen => EntryArg::MemLen,
+            Entry::Ctx(layout) => {
+                vm::fill_ctx_pointers(layout, &mut input);
+                EntryArg::Ctx
+            }
+        };
+        let words = n.stack_zero.div_ceil(8);
+        let stack_len = scratch.stack.len();
+        if let Some(top) = scratch.stack.get_mut(stack_len.saturating_sub(words)..) {
+            top.fill(0);
+        }
+        let raw = jitcall::enter(
+            &n.entry,
+            EnterArgs {
+                stack: &mut scratch.stack,
+                pkt: input.pkt,
+                ctx: input.ctx,
+                entry,
+                budget: n.env.budget,
+                helpers: &n.helpers,
+                registry: &n.env.helpers,
+            },
+        );
+        outcome(raw)
+    }
+
+    /// Runs the program on `input` (the interpreter: no JIT on this target).
+    #[cfg(not(target_arch = "x86_64"))]
+    pub fn run_with(
+        &self,
+        _scratch: &mut JitScratch,
+        input: RunInput<'_>,
+    ) -> Result<u64, RunError> {
+        super::interp::run(&self.prog, input)
+    }
+
+    /// The program's machine code (empty where there is no JIT).
+    pub fn code(&self) -> &[u8] {
+        #[cfg(target_arch = "x86_64")]
+        {
+            self.native.entry.body_code()
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            &[]
+        }
+    }
+
+    /// The executable arena holding the code (`None` where there is no JIT).
+    pub fn arena(&self) -> Option<ArenaInfo> {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let a = self.native.entry.arena();
+            Some(ArenaInfo {
+                base: a.base_addr(),
+                code_bytes: a.len(),
+                mapped_bytes: a.mapped_bytes(),
+            })
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            None
+        }
+    }
+
+    /// All machine code of the arena this program lives in: the shared
+    /// entry routine and every program compiled with it.
+    pub fn arena_code(&self) -> &[u8] {
+        #[cfg(target_arch = "x86_64")]
+        {
+            self.native.entry.arena().code()
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            &[]
+        }
+    }
+}
+
+/// Converts how the code ended into the interpreter's result.
+#[cfg(target_arch = "x86_64")]
+fn outcome(raw: RawExit) -> Result<u64, RunError> {
+    let pc = raw.err_pc as usize;
+    match raw.status {
+        status::OK => Ok(raw.r0),
+        status::HELPER_EXIT => Ok(raw.exit_value),
+        status::OUT_OF_BOUNDS => Err(RunError::OutOfBounds {
+            pc,
+            region: match raw.err_b as usize & 0xff {
+                jitcall::REGION_STACK => Region::Stack,
+                jitcall::REGION_CTX => Region::Ctx,
+                _ => Region::Packet,
+            },
+            offset: raw.err_a as i64,
+            size: (raw.err_b >> 8) as u8,
+        }),
+        status::BUDGET => Err(RunError::Budget { pc }),
+        status::CALL_DEPTH => Err(RunError::CallDepth { pc }),
+        status::UNKNOWN_HELPER => Err(RunError::UnknownHelper { pc, id: raw.err_a }),
+        _ => Err(RunError::HelperFault {
+            pc,
+            id: raw.err_a as u32,
+            reason: raw.fault.unwrap_or_default(),
+        }),
+    }
+}
+
+/// Compiles one program into its own arena.
+pub fn compile(prog: &Program) -> Result<JitProgram, JitError> {
+    let mut v = compile_many(&[prog])?;
+    v.pop()
+        .ok_or_else(|| JitError::Assemble("no program came out of the batch".into()))
+}
+
+/// Compiles many programs into one shared executable arena (one mapping,
+/// one entry routine), so each costs only its own code bytes. The result has
+/// one [`JitProgram`] per input, in order.
+#[cfg(target_arch = "x86_64")]
+pub fn compile_many(progs: &[&Program]) -> Result<Vec<JitProgram>, JitError> {
+    if progs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut a = x86::Asm::new(0);
+    x86::emit_entry(&mut a);
+    let mut parts = Vec::with_capacity(progs.len());
+    for prog in progs {
+        check_shape(prog)?;
+        dynasmrt::DynasmApi::align(&mut a, 16, 0xcc);
+        parts.push(x86::emit_program(&mut a, prog)?);
+    }
+    let code = a
+        .finalize()
+        .map_err(|e| JitError::Assemble(e.to_string()))?;
+    let arena = ExecArena::seal(&code).map_err(|e| JitError::Map(e.to_string()))?;
+    progs
+        .iter()
+        .zip(parts)
+        .map(|(prog, part)| {
+            let entry = ExecEntry::new(arena.clone(), 0, part.body, part.len).ok_or_else(|| {
+                JitError::Assemble(format!(
+                    "program at {}+{} lies outside the {}-byte arena",
+                    part.body,
+                    part.len,
+                    arena.len()
+                ))
+            })?;
+            Ok(JitProgram {
+                native: Native {
+                    entry,
+                    env: prog.env.clone(),
+                    helpers: part.helpers.into_boxed_slice(),
+                    stack_zero: stack_zero_bytes(prog),
+                },
+            })
+        })
+        .collect()
+}
+
+/// Without a JIT for this architecture: programs run in the interpreter.
+#[cfg(not(target_arch = "x86_64"))]
+pub fn compile_many(progs: &[&Program]) -> Result<Vec<JitProgram>, JitError> {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        eprintln!(
+            "flowswitch: no eBPF JIT for {}; programs run in the interpreter",
+            std::env::consts::ARCH
+        )
+    });
+    progs
+        .iter()
+        .map(|p| {
+            check_shape(p)?;
+            Ok(JitProgram { prog: (*p).clone() })
+        })
+        .collect()
+}
+
+/// Checks what code generation relies on: per-slot tables of the right
+/// length, slot indices that fit the code's 32-bit immediates, and no way to
+/// run past the end.
+fn check_shape(prog: &Program) -> Result<(), JitError> {
+    let slots = prog.insns.len();
+    if prog.ops.len() != slots || prog.access.len() != slots || prog.callx.len() != slots {
+        return Err(JitError::Shape {
+            slots,
+            ops: prog.ops.len(),
+            access: prog.access.len(),
+            callx: prog.callx.len(),
+        });
+    }
+    if slots > i32::MAX as usize {
+        return Err(JitError::TooLarge(slots));
+    }
+    let last = prog
+        .ops
+        .iter()
+        .enumerate()
+        .rev()
+        .find_map(|(pc, op)| op.map(|op| (pc, op)));
+    match last {
+        None => Err(JitError::Empty),
+        Some((_, Op::Exit | Op::Ja { .. })) => Ok(()),
+        Some((pc, _)) => Err(JitError::FallsOffEnd { pc }),
+    }
+}
+
+/// How many bytes at the top of the eBPF stack a run must zero so the
+/// program sees the same (zeroed) stack the interpreter gives it. Programs
+/// that never touch the stack need none; programs whose stack accesses are
+/// all proven, r10-relative and without local calls need only the lowest
+/// offset they use; anything else gets the whole stack.
+fn stack_zero_bytes(prog: &Program) -> usize {
+    let mut lowest: i64 = 0;
+    let mut any = false;
+    let mut whole = false;
+    for (op, acc) in prog.ops.iter().zip(&prog.access) {
+        let Some(op) = op else { continue };
+        let (base, off, size) = match *op {
+            Op::CallLocal { .. } => {
+                whole = true;
+                continue;
+            }
+            Op::Ldx { src, off, size, .. } => (src, off, size),
+            Op::St { dst, off, size, .. }
+            | Op::Stx { dst, off, size, .. }
+            | Op::Atomic { dst, off, size, .. } => (dst, off, size),
+            _ => continue,
+        };
+        let Some(acc) = acc else { continue };
+        if acc.region != Region::Stack {
+            continue;
+        }
+        any = true;
+        let (off, end) = (i64::from(off), i64::from(off) + i64::from(size));
+        if acc.guard {
+            whole = true;
+        } else if base != R10 {
+            // Proven inside the current frame, somewhere.
+            lowest = -(STACK_SIZE as i64);
+        } else if end > 0 || off < -(STACK_SIZE as i64) {
+            whole = true;
+        } else {
+            lowest = lowest.min(off);
+        }
+    }
+    if !any {
+        0
+    } else if whole {
+        STACK_TOTAL
+    } else {
+        (-lowest) as usize
+    }
+}

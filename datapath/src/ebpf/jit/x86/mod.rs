@@ -1,0 +1,532 @@
+//! x86-64 code generation: one pass from `Program.ops` to machine code, with
+//! dynasm's label fixups resolving forward jumps at the end.
+//!
+//! See `sys::jitcall` for the run-time contract (register assignment, the
+//! `VmCtx` layout, error reporting). Per program we emit the body, then its
+//! out-of-line error stubs, then one `unwind` sequence the stubs jump to.
+//! eBPF `exit` is a plain `ret`: the entry routine `call`s the body and a
+//! local call `call`s the callee, so the same `ret` serves both.
+
+// dynasm! expands dynamic register operands to `reg.into()`, which clippy
+// flags for `u8` registers; the conversion is in generated code.
+#![allow(clippy::useless_conversion)]
+
+use dynasmrt::x64::X64Relocation;
+use dynasmrt::{dynasm, DynamicLabel, DynasmApi, DynasmLabelApi, VecAssembler};
+
+use super::JitError;
+use crate::ebpf::helpers::HelperFn;
+use crate::ebpf::insn::{Cond, Op, Src, LDDW_IMM, STACK_SIZE};
+use crate::ebpf::vm::MAX_CALL_DEPTH;
+use crate::ebpf::Program;
+use crate::sys::jitcall::{helper_trampoline_addr, off, status, PENDING_DYNAMIC};
+
+pub(super) type Asm = VecAssembler<X64Relocation>;
+
+// x86-64 register numbers.
+const RAX: u8 = 0;
+const RCX: u8 = 1;
+const RDX: u8 = 2;
+const RBX: u8 = 3;
+const RBP: u8 = 5;
+const RSI: u8 = 6;
+const RDI: u8 = 7;
+const R8: u8 = 8;
+const R11: u8 = 11;
+const R13: u8 = 13;
+const R14: u8 = 14;
+const R15: u8 = 15;
+
+/// eBPF register → x86 register. r12 holds the `VmCtx`; r9, r10, r11 are
+/// scratch.
+const REG_MAP: [u8; 11] = [RAX, RDI, RSI, RDX, RCX, R8, RBX, R13, R14, R15, RBP];
+
+/// Native stack bytes one local call level takes: five saved registers and
+/// the return address. A multiple of 16, so alignment is the same at every
+/// depth.
+const CALL_FRAME: i32 = 6 * 8;
+
+/// Emits the entry routine shared by every program in an arena:
+/// `extern "sysv64" fn(vm: *mut VmCtx, body: u64) -> u64`.
+pub(super) fn emit_entry(a: &mut Asm) {
+    let limit = CALL_FRAME * (MAX_CALL_DEPTH as i32 - 1);
+    dynasm!(a
+        ; .arch x64
+        ; push rbp
+        ; push rbx
+        ; push r12
+        ; push r13
+        ; push r14
+        ; push r15
+        ; mov r12, rdi
+        ; mov r11, rsi
+        ; mov rdi, [r12 + off::R1]
+        ; mov rsi, [r12 + off::R2]
+        ; mov rbp, [r12 + off::FP]
+        ; xor eax, eax
+        ; xor edx, edx
+        ; xor ecx, ecx
+        ; xor r8d, r8d
+        ; xor ebx, ebx
+        ; xor r13d, r13d
+        ; xor r14d, r14d
+        ; xor r15d, r15d
+        // Inside the body at depth 0, rsp is 8 lower (the return address).
+        ; lea r9, [rsp - 8]
+        ; mov [r12 + off::ENTRY_RSP], r9
+        ; sub r9, DWORD limit
+        ; mov [r12 + off::CALL_LIMIT], r9
+        ; call r11
+        ; pop r15
+        ; pop r14
+        ; pop r13
+        ; pop r12
+        ; pop rbx
+        ; pop rbp
+        ; ret
+    );
+}
+
+/// Where one compiled program ended up in the assembler's buffer.
+pub(super) struct Emitted {
+    pub body: usize,
+    pub len: usize,
+    /// Helpers called by fixed id; the code refers to them by index.
+    pub helpers: Vec<(u32, HelperFn)>,
+}
+
+/// Emits one program's body, error stubs and unwind sequence.
+pub(super) fn emit_program(a: &mut Asm, prog: &Program) -> Result<Emitted, JitError> {
+    let start = a.offset().0;
+    let labels = (0..prog.ops.len()).map(|_| a.new_dynamic_label()).collect();
+    let unwind = a.new_dynamic_label();
+    let mut g = Gen {
+        a,
+        prog,
+        labels,
+        stubs: Vec::new(),
+        unwind,
+        helpers: Vec::new(),
+    };
+    for (pc, op) in prog.ops.iter().enumerate() {
+        let Some(op) = op else { continue };
+        let here = g.label(pc)?;
+        dynasm!(g.a ; .arch x64 ; =>here);
+        g.op(pc, op)?;
+    }
+    g.emit_stubs();
+    let end = g.a.offset().0;
+    Ok(Emitted {
+        body: start,
+        len: end - start,
+        helpers: g.helpers,
+    })
+}
+
+/// A second operand: an x86 register or a 32-bit immediate.
+#[derive(Clone, Copy)]
+enum Opnd {
+    R(u8),
+    I(i32),
+}
+
+/// x86 condition codes the JIT uses.
+#[derive(Clone, Copy)]
+enum Cc {
+    E,
+    Ne,
+    A,
+    Ae,
+    B,
+    Be,
+    G,
+    Ge,
+    L,
+    Le,
+}
+
+impl Cc {
+    fn of(c: Cond) -> Cc {
+        match c {
+            Cond::Eq => Cc::E,
+            Cond::Ne | Cond::Set => Cc::Ne,
+            Cond::Gt => Cc::A,
+            Cond::Ge => Cc::Ae,
+            Cond::Lt => Cc::B,
+            Cond::Le => Cc::Be,
+            Cond::Sgt => Cc::G,
+            Cond::Sge => Cc::Ge,
+            Cond::Slt => Cc::L,
+            Cond::Sle => Cc::Le,
+        }
+    }
+
+    fn not(self) -> Cc {
+        match self {
+            Cc::E => Cc::Ne,
+            Cc::Ne => Cc::E,
+            Cc::A => Cc::Be,
+            Cc::Be => Cc::A,
+            Cc::Ae => Cc::B,
+            Cc::B => Cc::Ae,
+            Cc::G => Cc::Le,
+            Cc::Le => Cc::G,
+            Cc::Ge => Cc::L,
+            Cc::L => Cc::Ge,
+        }
+    }
+}
+
+/// An error exit, emitted out of line after the body.
+enum Stub {
+    /// Guarded access failed; the offset is in r10.
+    OutOfBounds { pc: usize, region: usize, size: u8 },
+    /// A check with a fixed status (budget, call depth).
+    Status { pc: usize, status: u64 },
+    /// A helper call whose id the registry does not know.
+    UnknownHelper { pc: usize, id: u64 },
+    /// The trampoline set a non-OK status.
+    AfterHelper { pc: usize },
+}
+
+struct Gen<'a> {
+    a: &'a mut Asm,
+    prog: &'a Program,
+    labels: Vec<DynamicLabel>,
+    stubs: Vec<(DynamicLabel, Stub)>,
+    unwind: DynamicLabel,
+    helpers: Vec<(u32, HelperFn)>,
+}
+
+/// `$mn dst, src` for add/sub/and/or/xor/cmp/test-like instructions, in
+/// 64- or 32-bit width.
+macro_rules! binop {
+    ($a:expr, $mn:ident, $wide:expr, $d:expr, $src:expr) => {
+        match ($wide, $src) {
+            (true, Opnd::R(s)) => dynasm!($a ; .arch x64 ; $mn Rq($d), Rq(s)),
+            (false, Opnd::R(s)) => dynasm!($a ; .arch x64 ; $mn Rd($d), Rd(s)),
+            (true, Opnd::I(i)) => dynasm!($a ; .arch x64 ; $mn Rq($d), DWORD i),
+            (false, Opnd::I(i)) => dynasm!($a ; .arch x64 ; $mn Rd($d), DWORD i),
+        }
+    };
+}
+
+/// Shift of `$r` (64- or 32-bit) by `cl`.
+macro_rules! shift_cl {
+    ($a:expr, $mn:ident, $wide:expr, $r:expr) => {
+        if $wide {
+            dynasm!($a ; .arch x64 ; $mn Rq($r), cl)
+        } else {
+            dynasm!($a ; .arch x64 ; $mn Rd($r), cl)
+        }
+    };
+}
+
+/// Shift of `$r` by a constant.
+macro_rules! shift_imm {
+    ($a:expr, $mn:ident, $wide:expr, $r:expr, $n:expr) => {
+        if $wide {
+            dynasm!($a ; .arch x64 ; $mn Rq($r), BYTE $n)
+        } else {
+            dynasm!($a ; .arch x64 ; $mn Rd($r), BYTE $n)
+        }
+    };
+}
+
+mod alu;
+mod mem;
+
+impl Gen<'_> {
+    fn label(&self, pc: usize) -> Result<DynamicLabel, JitError> {
+        self.labels.get(pc).copied().ok_or(JitError::BadTarget {
+            pc,
+            target: pc as i64,
+        })
+    }
+
+    fn reg(pc: usize, r: u8) -> Result<u8, JitError> {
+        REG_MAP
+            .get(r as usize)
+            .copied()
+            .ok_or(JitError::BadRegister { pc, reg: r })
+    }
+
+    fn opnd(pc: usize, s: Src) -> Result<Opnd, JitError> {
+        Ok(match s {
+            Src::Reg(r) => Opnd::R(Self::reg(pc, r)?),
+            Src::Imm(i) => Opnd::I(i),
+        })
+    }
+
+    /// Label of the instruction `pc + 1 + off`, which must exist.
+    fn target(&self, pc: usize, off: i64) -> Result<(usize, DynamicLabel), JitError> {
+        let t = pc as i64 + 1 + off;
+        let bad = JitError::BadTarget { pc, target: t };
+        let tu = usize::try_from(t).map_err(|_| bad.clone())?;
+        match self.prog.ops.get(tu) {
+            Some(Some(_)) => Ok((tu, self.label(tu)?)),
+            _ => Err(bad),
+        }
+    }
+
+    fn stub(&mut self, s: Stub) -> DynamicLabel {
+        let l = self.a.new_dynamic_label();
+        self.stubs.push((l, s));
+        l
+    }
+
+    fn op(&mut self, pc: usize, op: &Op) -> Result<(), JitError> {
+        match *op {
+            Op::Alu { wide, op, dst, src } => {
+                let d = Self::reg(pc, dst)?;
+                let s = Self::opnd(pc, src)?;
+                self.alu(wide, op, d, s);
+            }
+            Op::Neg { wide, dst } => {
+                let d = Self::reg(pc, dst)?;
+                if wide {
+                    dynasm!(self.a ; .arch x64 ; neg Rq(d));
+                } else {
+                    dynasm!(self.a ; .arch x64 ; neg Rd(d));
+                }
+            }
+            Op::End { kind, bits, dst } => {
+                let d = Self::reg(pc, dst)?;
+                self.end(pc, kind, bits, d)?;
+            }
+            Op::Ja { off } => {
+                let (t, l) = self.target(pc, off as i64)?;
+                if t <= pc {
+                    self.budget(pc);
+                    dynasm!(self.a ; .arch x64 ; jmp =>l);
+                } else if t != pc + 1 {
+                    dynasm!(self.a ; .arch x64 ; jmp =>l);
+                }
+            }
+            Op::Jmp {
+                wide,
+                cond,
+                dst,
+                src,
+                off,
+            } => {
+                let (t, l) = self.target(pc, off as i64)?;
+                let d = Self::reg(pc, dst)?;
+                let s = Self::opnd(pc, src)?;
+                if cond == Cond::Set {
+                    binop!(self.a, test, wide, d, s);
+                } else {
+                    binop!(self.a, cmp, wide, d, s);
+                }
+                let cc = Cc::of(cond);
+                if t <= pc {
+                    let skip = self.a.new_dynamic_label();
+                    self.jcc(cc.not(), skip);
+                    self.budget(pc);
+                    dynasm!(self.a ; .arch x64 ; jmp =>l ; =>skip);
+                } else {
+                    self.jcc(cc, l);
+                }
+            }
+            Op::Call { helper } => self.call_helper(pc, helper as u32 as u64),
+            Op::CallX { reg } => match self.prog.callx.get(pc).copied().flatten() {
+                Some(id) => self.call_helper(pc, u64::from(id)),
+                None => {
+                    let r = Self::reg(pc, reg)?;
+                    dynasm!(self.a
+                        ; .arch x64
+                        ; mov QWORD [r12 + off::PENDING], PENDING_DYNAMIC as i32
+                        ; mov [r12 + off::PENDING_ID], Rq(r)
+                    );
+                    self.call_trampoline(pc);
+                }
+            },
+            Op::CallLocal { off } => {
+                let (_, l) = self.target(pc, off as i64)?;
+                self.budget(pc);
+                let deep = self.stub(Stub::Status {
+                    pc,
+                    status: status::CALL_DEPTH,
+                });
+                dynasm!(self.a
+                    ; .arch x64
+                    ; cmp rsp, [r12 + off::CALL_LIMIT]
+                    ; jbe =>deep
+                    ; push rbx
+                    ; push r13
+                    ; push r14
+                    ; push r15
+                    ; push rbp
+                    ; sub rbp, STACK_SIZE as i32
+                    ; call =>l
+                    ; pop rbp
+                    ; pop r15
+                    ; pop r14
+                    ; pop r13
+                    ; pop rbx
+                );
+            }
+            Op::Exit => dynasm!(self.a ; .arch x64 ; ret),
+            Op::Lddw { dst, kind, imm } => {
+                if kind != LDDW_IMM {
+                    return Err(JitError::Unsupported {
+                        pc,
+                        what: "lddw of a map",
+                    });
+                }
+                let d = Self::reg(pc, dst)?;
+                self.mov_imm64(d, imm);
+            }
+            Op::Ldx {
+                size,
+                signed,
+                dst,
+                src,
+                off,
+            } => self.ldx(pc, size, signed, dst, src, off)?,
+            Op::St {
+                size,
+                dst,
+                off,
+                imm,
+            } => self.st(pc, size, dst, off, imm)?,
+            Op::Stx {
+                size,
+                dst,
+                src,
+                off,
+            } => self.stx(pc, size, dst, src, off)?,
+            Op::Atomic {
+                size,
+                op,
+                fetch,
+                dst,
+                src,
+                off,
+            } => {
+                if size != 4 && size != 8 {
+                    return Err(JitError::BadSize { pc, size });
+                }
+                let s = Self::reg(pc, src)?;
+                let (b, o) = self.mem(pc, dst, off, size)?;
+                self.atomic(size == 8, op, fetch, s, b, o);
+            }
+        }
+        Ok(())
+    }
+
+    /// Budget check before a taken back edge or a local call.
+    fn budget(&mut self, pc: usize) {
+        let out = self.stub(Stub::Status {
+            pc,
+            status: status::BUDGET,
+        });
+        dynasm!(self.a
+            ; .arch x64
+            ; sub QWORD [r12 + off::BUDGET], 1
+            ; jb =>out
+        );
+    }
+
+    fn jcc(&mut self, cc: Cc, l: DynamicLabel) {
+        match cc {
+            Cc::E => dynasm!(self.a ; .arch x64 ; je =>l),
+            Cc::Ne => dynasm!(self.a ; .arch x64 ; jne =>l),
+            Cc::A => dynasm!(self.a ; .arch x64 ; ja =>l),
+            Cc::Ae => dynasm!(self.a ; .arch x64 ; jae =>l),
+            Cc::B => dynasm!(self.a ; .arch x64 ; jb =>l),
+            Cc::Be => dynasm!(self.a ; .arch x64 ; jbe =>l),
+            Cc::G => dynasm!(self.a ; .arch x64 ; jg =>l),
+            Cc::Ge => dynasm!(self.a ; .arch x64 ; jge =>l),
+            Cc::L => dynasm!(self.a ; .arch x64 ; jl =>l),
+            Cc::Le => dynasm!(self.a ; .arch x64 ; jle =>l),
+        }
+    }
+
+    /// Calls helper `id` (fixed at compile time).
+    fn call_helper(&mut self, pc: usize, id: u64) {
+        let known = u32::try_from(id)
+            .ok()
+            .and_then(|i| self.prog.env.helpers.get(i))
+            .map(|h| (h.id, h.func));
+        let Some((hid, func)) = known else {
+            let out = self.stub(Stub::UnknownHelper { pc, id });
+            dynasm!(self.a ; .arch x64 ; jmp =>out);
+            return;
+        };
+        let idx = match self.helpers.iter().position(|&(i, _)| i == hid) {
+            Some(i) => i,
+            None => {
+                self.helpers.push((hid, func));
+                self.helpers.len() - 1
+            }
+        };
+        dynasm!(self.a ; .arch x64 ; mov QWORD [r12 + off::PENDING], idx as i32);
+        self.call_trampoline(pc);
+    }
+
+    /// Calls the trampoline (r1..r5 are already in the argument registers)
+    /// and checks the status it leaves.
+    fn call_trampoline(&mut self, pc: usize) {
+        let out = self.stub(Stub::AfterHelper { pc });
+        dynasm!(self.a
+            ; .arch x64
+            ; mov r9, r12
+            ; mov r11, QWORD helper_trampoline_addr() as i64
+            ; call r11
+            ; cmp QWORD [r12 + off::STATUS], BYTE 0
+            ; jne =>out
+        );
+    }
+
+    /// Out-of-line error exits, then the unwind sequence they end in: it
+    /// restores the stack pointer the entry routine called the body with and
+    /// returns there, whatever the call depth.
+    fn emit_stubs(&mut self) {
+        if self.stubs.is_empty() {
+            return;
+        }
+        let unwind = self.unwind;
+        for (l, s) in std::mem::take(&mut self.stubs) {
+            dynasm!(self.a ; .arch x64 ; =>l);
+            match s {
+                Stub::OutOfBounds { pc, region, size } => {
+                    let b = (region as i32) | (i32::from(size) << 8);
+                    dynasm!(self.a
+                        ; .arch x64
+                        ; mov [r12 + off::ERR_A], r10
+                        ; mov QWORD [r12 + off::ERR_B], b
+                        ; mov QWORD [r12 + off::ERR_PC], pc as i32
+                        ; mov QWORD [r12 + off::STATUS], status::OUT_OF_BOUNDS as i32
+                    );
+                }
+                Stub::Status { pc, status } => {
+                    dynasm!(self.a
+                        ; .arch x64
+                        ; mov QWORD [r12 + off::ERR_PC], pc as i32
+                        ; mov QWORD [r12 + off::STATUS], status as i32
+                    );
+                }
+                Stub::UnknownHelper { pc, id } => {
+                    dynasm!(self.a
+                        ; .arch x64
+                        ; mov r11, QWORD id as i64
+                        ; mov [r12 + off::ERR_A], r11
+                        ; mov QWORD [r12 + off::ERR_PC], pc as i32
+                        ; mov QWORD [r12 + off::STATUS], status::UNKNOWN_HELPER as i32
+                    );
+                }
+                Stub::AfterHelper { pc } => {
+                    dynasm!(self.a ; .arch x64 ; mov QWORD [r12 + off::ERR_PC], pc as i32);
+                }
+            }
+            dynasm!(self.a ; .arch x64 ; jmp =>unwind);
+        }
+        dynasm!(self.a
+            ; .arch x64
+            ; =>unwind
+            ; mov rsp, [r12 + off::ENTRY_RSP]
+            ; ret
+        );
+    }
+}

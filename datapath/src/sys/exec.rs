@@ -1,0 +1,222 @@
+//! Executable arenas: memory that holds JIT-compiled machine code.
+//!
+//! An arena is created from finished code in one step: an anonymous mapping
+//! is made read+write, the code is copied in, the tail of the last page is
+//! filled with `int3`, and the whole mapping is switched to read+execute with
+//! `mprotect` before anyone can see it. The mapping is never writable and
+//! executable at the same time, and it is immutable once [`ExecArena::seal`]
+//! returns. It is unmapped when the last [`Arc`] to it is dropped; every
+//! compiled program holds one.
+//!
+//! Many programs share one arena (see `jit::compile_many`), so small programs
+//! cost bytes, not pages.
+
+use std::io;
+use std::sync::Arc;
+
+/// Byte written into the unused tail of an arena: `int3`, a trap if reached.
+const FILL: u8 = 0xcc;
+
+/// A sealed, read+execute mapping holding machine code.
+///
+/// Addresses are kept as integers so the type is `Send + Sync` without any
+/// `unsafe impl`: nothing can write through them, the mapping is immutable.
+#[derive(Debug)]
+pub struct ExecArena {
+    base: usize,
+    /// Bytes of code at `base`.
+    len: usize,
+    /// Bytes mapped (a whole number of pages, at least `len`).
+    mapped: usize,
+}
+
+fn page_size() -> usize {
+    // SAFETY: sysconf only reads a system constant.
+    let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if p > 0 {
+        p as usize
+    } else {
+        4096
+    }
+}
+
+impl ExecArena {
+    /// Maps `code` as a new read+execute arena.
+    ///
+    /// Only the JIT (`crate::ebpf::jit`) calls this, with code it generated:
+    /// whoever jumps into an arena relies on its contents being that code.
+    pub(crate) fn seal(code: &[u8]) -> io::Result<Arc<ExecArena>> {
+        if code.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "an executable arena needs at least one byte of code",
+            ));
+        }
+        let page = page_size();
+        let mapped = code
+            .len()
+            .checked_add(page - 1)
+            .map(|n| n / page * page)
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("code of {} bytes is too large to map", code.len()),
+                )
+            })?;
+        // SAFETY: a fresh anonymous private mapping at an address the kernel
+        // chooses; no existing memory is affected. The result is checked below.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                mapped,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let arena = ExecArena {
+            base: p as usize,
+            len: code.len(),
+            mapped,
+        };
+        // From here on, dropping `arena` unmaps the memory on every error path.
+        let dst = p.cast::<u8>();
+        // SAFETY: `dst` is the start of a read+write mapping of `mapped` bytes
+        // that nothing else references; `code.len() <= mapped`, and the source
+        // is a live slice that cannot overlap a mapping made just now.
+        unsafe { std::ptr::copy_nonoverlapping(code.as_ptr(), dst, code.len()) };
+        // SAFETY: `[code.len(), mapped)` lies inside the same writable mapping.
+        unsafe { std::ptr::write_bytes(dst.add(code.len()), FILL, mapped - code.len()) };
+        // SAFETY: changes the protection of exactly the mapping made above;
+        // from now on it is read+execute and never written again.
+        let rc = unsafe { libc::mprotect(p, mapped, libc::PROT_READ | libc::PROT_EXEC) };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Arc::new(arena))
+    }
+
+    /// The machine code in this arena.
+    pub fn code(&self) -> &[u8] {
+        // SAFETY: `base` is a readable (read+execute) mapping of at least `len`
+        // bytes that is never written after `seal` and lives as long as `self`.
+        unsafe { std::slice::from_raw_parts(self.base as *const u8, self.len) }
+    }
+
+    /// Address of the first byte of code.
+    pub fn base_addr(&self) -> usize {
+        self.base
+    }
+
+    /// Bytes of code.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Always `false`: an arena holds at least one byte.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Bytes of address space mapped for this arena (whole pages).
+    pub fn mapped_bytes(&self) -> usize {
+        self.mapped
+    }
+}
+
+impl Drop for ExecArena {
+    fn drop(&mut self) {
+        // SAFETY: `base`/`mapped` describe exactly the mapping `seal` made; the
+        // last reference to the arena is going away, so no code in it can run
+        // any more (running code holds an `ExecEntry`, which holds the `Arc`).
+        unsafe {
+            libc::munmap(self.base as *mut libc::c_void, self.mapped);
+        }
+    }
+}
+
+/// A callable place in an arena: the entry routine and a program body, both
+/// checked to lie inside the arena's code. Keeps the arena alive.
+#[derive(Debug, Clone)]
+pub struct ExecEntry {
+    arena: Arc<ExecArena>,
+    stub: usize,
+    body: usize,
+    body_len: usize,
+}
+
+impl ExecEntry {
+    /// `stub`: offset of the entry routine; `body`/`body_len`: the program's
+    /// code. `None` if either lies outside the arena.
+    ///
+    /// Only the JIT creates entries, with offsets of code it generated.
+    pub(crate) fn new(
+        arena: Arc<ExecArena>,
+        stub: usize,
+        body: usize,
+        body_len: usize,
+    ) -> Option<ExecEntry> {
+        let end = body.checked_add(body_len)?;
+        if stub >= arena.len() || body >= arena.len() || end > arena.len() {
+            return None;
+        }
+        Some(ExecEntry {
+            arena,
+            stub,
+            body,
+            body_len,
+        })
+    }
+
+    pub fn arena(&self) -> &Arc<ExecArena> {
+        &self.arena
+    }
+
+    /// The program body's machine code (without the shared entry routine).
+    pub fn body_code(&self) -> &[u8] {
+        self.arena
+            .code()
+            .get(self.body..self.body + self.body_len)
+            .unwrap_or(&[])
+    }
+
+    pub(crate) fn stub_addr(&self) -> usize {
+        self.arena.base_addr() + self.stub
+    }
+
+    pub(crate) fn body_addr(&self) -> usize {
+        self.arena.base_addr() + self.body
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seal_copies_code_and_pads_with_int3() {
+        let a = ExecArena::seal(&[0x90, 0x90, 0xc3]).unwrap();
+        assert_eq!(a.code(), &[0x90, 0x90, 0xc3]);
+        assert_eq!(a.len(), 3);
+        assert!(a.mapped_bytes() >= 3);
+        assert_eq!(a.mapped_bytes() % page_size(), 0);
+    }
+
+    #[test]
+    fn empty_code_is_rejected() {
+        assert!(ExecArena::seal(&[]).is_err());
+    }
+
+    #[test]
+    fn entry_offsets_are_checked() {
+        let a = ExecArena::seal(&[0xc3; 16]).unwrap();
+        assert!(ExecEntry::new(a.clone(), 0, 8, 8).is_some());
+        assert!(ExecEntry::new(a.clone(), 16, 0, 1).is_none());
+        assert!(ExecEntry::new(a.clone(), 0, 8, 9).is_none());
+        assert!(ExecEntry::new(a, 0, usize::MAX, 2).is_none());
+    }
+}
