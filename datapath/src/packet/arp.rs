@@ -4,24 +4,26 @@
 use smoltcp::wire::{ArpHardware, ArpPacket, EthernetProtocol};
 
 use super::error::{ErrorKind, ParseError};
-use crate::flow::key::FlowKey;
+use super::extract::Fields;
 
 /// Bytes of ARP's fixed part (htype, ptype, hlen, plen, oper).
 const ARP_FIXED_LEN: usize = 8;
 
 /// Parses the ARP packet at the start of `buf` (frame offset `off`). ARP for
 /// other hardware or protocol types leaves the key's ARP fields 0.
-#[inline]
-pub(super) fn parse(k: &mut FlowKey, buf: &[u8], off: usize) -> Result<(), ParseError> {
+#[inline(always)]
+pub(super) fn parse(f: &mut Fields, buf: &[u8], off: usize) -> Result<(), ParseError> {
     let arp = ArpPacket::new_checked(buf).map_err(|_| truncated(buf, off))?;
     if arp.hardware_type() == ArpHardware::Ethernet
         && arp.protocol_type() == EthernetProtocol::Ipv4
         && arp.hardware_len() == 6
         && arp.protocol_len() == 4
     {
-        k.set_arp_op(u16::from(arp.operation()));
-        k.set_nw_src(ipv4(arp.source_protocol_addr()));
-        k.set_nw_dst(ipv4(arp.target_protocol_addr()));
+        f.set_arp_op(u16::from(arp.operation()));
+        f.set_nw(
+            ipv4(arp.source_protocol_addr()),
+            ipv4(arp.target_protocol_addr()),
+        );
     }
     Ok(())
 }

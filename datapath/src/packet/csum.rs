@@ -82,10 +82,11 @@ impl Sum {
     /// The sum folded to 16 bits (end-around carry).
     #[inline]
     pub const fn fold(self) -> u16 {
-        let mut s = self.0;
-        while s > 0xffff {
-            s = (s & 0xffff) + (s >> 16);
-        }
+        // Branch-free: < 2^64 -> < 2^33 -> < 2^17 + 2^16 -> < 2^16 + 2 -> <= 0xffff.
+        let s = (self.0 & 0xffff_ffff) + (self.0 >> 32);
+        let s = (s & 0xffff) + (s >> 16);
+        let s = (s & 0xffff) + (s >> 16);
+        let s = (s & 0xffff) + (s >> 16);
         s as u16
     }
 
@@ -276,6 +277,29 @@ mod tests {
         assert_eq!(checksum(&[0x12]), !0x1200);
         assert_eq!(checksum(&[0x12, 0x34, 0x56]), !(0x1234u16 + 0x5600));
         assert_eq!(checksum(&[]), 0xffff);
+    }
+
+    #[test]
+    fn fold_handles_the_extremes() {
+        assert_eq!(Sum(0).fold(), 0);
+        assert_eq!(Sum(0xffff).fold(), 0xffff);
+        assert_eq!(Sum(0x1_0000).fold(), 1);
+        assert_eq!(Sum(0x1_fffe).fold(), 0xffff);
+        assert_eq!(Sum(0xffff_ffff).fold(), 0xffff);
+        assert_eq!(Sum(u64::MAX).fold(), 0xffff);
+        assert_eq!(Sum(0x0001_0000_0000).fold(), 1);
+        // Against the iterative definition.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..10_000 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let mut s = x;
+            while s > 0xffff {
+                s = (s & 0xffff) + (s >> 16);
+            }
+            assert_eq!(Sum(x).fold(), s as u16, "{x:#x}");
+        }
     }
 
     #[test]

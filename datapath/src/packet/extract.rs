@@ -2,12 +2,16 @@
 //! L3 parser for the EtherType found ([`super::arp`], [`super::ipv4`],
 //! [`super::ipv6`]), which in turn calls the L4 parser ([`super::l4`]).
 
-use smoltcp::wire::{EthernetAddress, EthernetFrame, ETHERNET_HEADER_LEN};
+use smoltcp::wire::{EthernetFrame, ETHERNET_HEADER_LEN};
 
 use super::error::{ErrorKind, ParseError};
 use super::{arp, ipv4, ipv6};
 use super::{ETH_TYPE_ARP, ETH_TYPE_IPV4, ETH_TYPE_IPV6, ETH_TYPE_VLAN, MAX_FRAME_LEN};
-use crate::flow::key::{FlowKey, VLAN_PRESENT};
+use crate::flow::key::{
+    FlowKey, OFF_ARP_OP, OFF_ETH_DST, OFF_ETH_SRC, OFF_ETH_TYPE, OFF_IN_PORT, OFF_IPV6_DST,
+    OFF_IPV6_SRC, OFF_IP_FRAG, OFF_IP_PROTO, OFF_IP_TOS, OFF_IP_TTL, OFF_NW_DST, OFF_NW_SRC,
+    OFF_TCP_FLAGS, OFF_TP_DST, OFF_TP_SRC, OFF_VLAN_TCI, VLAN_PRESENT,
+};
 
 /// Bytes of an 802.1Q tag (TCI and the inner EtherType).
 pub(super) const VLAN_TAG_LEN: usize = 4;
@@ -57,45 +61,173 @@ pub fn extract(frame: &[u8], in_port: u32) -> Result<Parsed, ParseError> {
     }
     let eth = EthernetFrame::new_checked(frame)
         .map_err(|_| ParseError::truncated(ErrorKind::Ethernet, 0, len, ETHERNET_HEADER_LEN))?;
-    let mut p = Parsed::default();
-    p.key.set_in_port(in_port);
-    p.key.set_eth_dst(mac(eth.dst_addr()));
-    p.key.set_eth_src(mac(eth.src_addr()));
+    // The addresses straight from the bytes: smoltcp's `Address::from_bytes`
+    // is an out-of-line call.
+    let (dst, src) = match frame.first_chunk::<ETHERNET_HEADER_LEN>() {
+        Some(h) => (
+            mac([h[0], h[1], h[2], h[3], h[4], h[5]]),
+            mac([h[6], h[7], h[8], h[9], h[10], h[11]]),
+        ),
+        None => (0, 0),
+    };
     let mut eth_type = u16::from(eth.ethertype());
     let mut l3 = ETHERNET_HEADER_LEN;
+    let mut tci = 0;
     if eth_type == ETH_TYPE_VLAN {
         let tag = frame
             .get(l3..)
             .and_then(|rest| rest.first_chunk::<VLAN_TAG_LEN>())
             .ok_or_else(|| ParseError::truncated(ErrorKind::Vlan, l3, len - l3, VLAN_TAG_LEN))?;
         // The DEI bit's place holds VLAN_PRESENT.
-        p.key
-            .set_vlan_tci(u16::from_be_bytes([tag[0], tag[1]]) | VLAN_PRESENT);
+        tci = u16::from_be_bytes([tag[0], tag[1]]) | VLAN_PRESENT;
         eth_type = u16::from_be_bytes([tag[2], tag[3]]);
         l3 += VLAN_TAG_LEN;
     }
-    p.key.set_eth_type(eth_type);
-    // l3 <= 18 here.
-    p.l3 = l3 as u16;
     let rest = frame.get(l3..).unwrap_or_default();
+    let mut f = Fields::default();
     match eth_type {
-        ETH_TYPE_IPV4 => ipv4::parse(&mut p, rest, l3)?,
-        ETH_TYPE_IPV6 => ipv6::parse(&mut p, rest, l3)?,
+        ETH_TYPE_IPV4 => ipv4::parse(&mut f, rest, l3)?,
+        ETH_TYPE_IPV6 => ipv6::parse(&mut f, rest, l3)?,
         ETH_TYPE_ARP => {
-            arp::parse(&mut p.key, rest, l3)?;
-            p.end = len as u32;
+            arp::parse(&mut f, rest, l3)?;
+            f.end = len as u32;
         }
         // len <= MAX_FRAME_LEN < 2^32.
-        _ => p.end = len as u32,
+        _ => f.end = len as u32,
     }
-    Ok(p)
+    let w0 = put(0, OFF_IN_PORT, 4, u64::from(in_port));
+    let w0 = put(w0, OFF_ETH_TYPE, 2, u64::from(eth_type));
+    let w0 = put(w0, OFF_VLAN_TCI, 2, u64::from(tci));
+    Ok(Parsed {
+        key: FlowKey {
+            words: [
+                w0,
+                dst,
+                src,
+                f.nw,
+                (f.ipv6_src >> 64) as u64,
+                f.ipv6_src as u64,
+                (f.ipv6_dst >> 64) as u64,
+                f.ipv6_dst as u64,
+                f.w8,
+                f.w9,
+            ],
+        },
+        // l3 <= 18.
+        l3: l3 as u16,
+        l4: f.l4,
+        end: f.end,
+    })
 }
 
 /// A MAC address as the 48-bit number whose big-endian bytes it is.
-#[inline]
-pub(super) fn mac(a: EthernetAddress) -> u64 {
-    let b = a.0;
+#[inline(always)]
+fn mac(b: [u8; 6]) -> u64 {
     u64::from_be_bytes([0, 0, b[0], b[1], b[2], b[3], b[4], b[5]])
+}
+
+// The hot path builds the key's words in registers rather than through the
+// `FlowKey` setters; these pin the word each field lives in.
+const _: () = {
+    assert!(OFF_IN_PORT / 8 == 0 && OFF_ETH_TYPE / 8 == 0 && OFF_VLAN_TCI / 8 == 0);
+    assert!(OFF_ETH_DST == 8 && OFF_ETH_SRC == 16);
+    assert!(OFF_NW_SRC / 8 == 3 && OFF_NW_DST / 8 == 3);
+    assert!(OFF_IPV6_SRC == 32 && OFF_IPV6_DST == 48);
+    assert!(OFF_IP_PROTO / 8 == 8 && OFF_IP_TOS / 8 == 8 && OFF_ARP_OP / 8 == 8);
+    assert!(OFF_TP_SRC / 8 == 8 && OFF_TP_DST / 8 == 8);
+    assert!(OFF_TCP_FLAGS / 8 == 9 && OFF_IP_TTL / 8 == 9 && OFF_IP_FRAG / 8 == 9);
+};
+
+/// `word` with the `size`-byte field at key offset `off` set to `v`.
+#[inline(always)]
+const fn put(word: u64, off: usize, size: usize, v: u64) -> u64 {
+    let shift = (off % 8) * 8;
+    let mask = if size == 8 {
+        u64::MAX
+    } else {
+        ((1u64 << (size * 8)) - 1) << shift
+    };
+    (word & !mask) | ((v << shift) & mask)
+}
+
+/// What the L3 and L4 parsers find: key words 3 to 9 and the offsets.
+/// A local of [`extract`] that the (always inlined) parsers fill, so that it
+/// lives in registers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct Fields {
+    /// Word 3: `nw_src`, `nw_dst`.
+    pub nw: u64,
+    /// Words 4-5.
+    pub ipv6_src: u128,
+    /// Words 6-7.
+    pub ipv6_dst: u128,
+    /// Word 8: `ip_proto`, `ip_tos`, `arp_op`, `tp_src`, `tp_dst`.
+    pub w8: u64,
+    /// Word 9: `tcp_flags`, `ip_ttl`, `ip_frag`.
+    pub w9: u64,
+    /// [`Parsed::l4`].
+    pub l4: u16,
+    /// [`Parsed::end`].
+    pub end: u32,
+}
+
+impl Fields {
+    #[inline(always)]
+    pub fn set_nw(&mut self, src: u32, dst: u32) {
+        self.nw = put(
+            put(self.nw, OFF_NW_SRC, 4, u64::from(src)),
+            OFF_NW_DST,
+            4,
+            u64::from(dst),
+        );
+    }
+    #[inline(always)]
+    pub fn set_ip_proto(&mut self, v: u8) {
+        self.w8 = put(self.w8, OFF_IP_PROTO, 1, u64::from(v));
+    }
+    #[inline(always)]
+    pub fn set_ip_tos(&mut self, v: u8) {
+        self.w8 = put(self.w8, OFF_IP_TOS, 1, u64::from(v));
+    }
+    #[inline(always)]
+    pub fn set_arp_op(&mut self, v: u16) {
+        self.w8 = put(self.w8, OFF_ARP_OP, 2, u64::from(v));
+    }
+    #[inline(always)]
+    pub fn set_tp(&mut self, src: u16, dst: u16) {
+        self.w8 = put(
+            put(self.w8, OFF_TP_SRC, 2, u64::from(src)),
+            OFF_TP_DST,
+            2,
+            u64::from(dst),
+        );
+    }
+    #[inline(always)]
+    pub fn set_tcp_flags(&mut self, v: u16) {
+        self.w9 = put(self.w9, OFF_TCP_FLAGS, 2, u64::from(v));
+    }
+    #[inline(always)]
+    pub fn set_ip_ttl(&mut self, v: u8) {
+        self.w9 = put(self.w9, OFF_IP_TTL, 1, u64::from(v));
+    }
+    #[inline(always)]
+    pub fn set_ip_frag(&mut self, v: u8) {
+        self.w9 = put(self.w9, OFF_IP_FRAG, 1, u64::from(v));
+    }
+
+    /// The key these fields make on their own (for the parsers' tests).
+    #[cfg(test)]
+    pub fn key(&self) -> FlowKey {
+        let mut k = FlowKey {
+            words: [0; crate::flow::key::KEY_WORDS],
+        };
+        k.words[3] = self.nw;
+        k.set_ipv6_src(self.ipv6_src);
+        k.set_ipv6_dst(self.ipv6_dst);
+        k.words[8] = self.w8;
+        k.words[9] = self.w9;
+        k
+    }
 }
 
 #[cfg(test)]

@@ -4,13 +4,13 @@
 use smoltcp::wire::{Ipv4Packet, IPV4_HEADER_LEN};
 
 use super::error::{ErrorKind, ParseError};
-use super::extract::Parsed;
+use super::extract::Fields;
 use super::l4;
 use crate::flow::key::{FRAG_ANY, FRAG_LATER};
 
 /// Parses the IPv4 packet at the start of `buf` (frame offset `off`).
-#[inline]
-pub(super) fn parse(p: &mut Parsed, buf: &[u8], off: usize) -> Result<(), ParseError> {
+#[inline(always)]
+pub(super) fn parse(f: &mut Fields, buf: &[u8], off: usize) -> Result<(), ParseError> {
     let ip = match Ipv4Packet::new_checked(buf) {
         Ok(ip) if ip.version() == 4 => ip,
         _ => return Err(diagnose(buf, off)),
@@ -19,28 +19,26 @@ pub(super) fn parse(p: &mut Parsed, buf: &[u8], off: usize) -> Result<(), ParseE
     let header_len = usize::from(ip.header_len());
     let total_len = usize::from(ip.total_len());
     let proto = u8::from(ip.next_header());
-    let k = &mut p.key;
-    k.set_nw_src(u32::from(ip.src_addr()));
-    k.set_nw_dst(u32::from(ip.dst_addr()));
-    k.set_ip_proto(proto);
-    k.set_ip_tos((ip.dscp() << 2) | ip.ecn());
-    k.set_ip_ttl(ip.hop_limit());
+    f.set_nw(u32::from(ip.src_addr()), u32::from(ip.dst_addr()));
+    f.set_ip_proto(proto);
+    f.set_ip_tos((ip.dscp() << 2) | ip.ecn());
+    f.set_ip_ttl(ip.hop_limit());
     // off <= 18 and total_len < 2^16.
-    p.end = (off + total_len) as u32;
+    f.end = (off + total_len) as u32;
     let fragment = ip.more_frags() || ip.frag_offset() != 0;
     if fragment {
         if ip.frag_offset() != 0 {
-            k.set_ip_frag(FRAG_ANY | FRAG_LATER);
+            f.set_ip_frag(FRAG_ANY | FRAG_LATER);
             return Ok(());
         }
-        k.set_ip_frag(FRAG_ANY);
+        f.set_ip_frag(FRAG_ANY);
     }
     let l4_off = off + header_len;
     // At most 18 + 60.
-    p.l4 = l4_off as u16;
+    f.l4 = l4_off as u16;
     let seg = buf.get(header_len..total_len).unwrap_or_default();
     // Here a fragment is a first fragment.
-    l4::parse(&mut p.key, proto, seg, l4_off, fragment, false)
+    l4::parse(f, proto, seg, l4_off, fragment, false)
 }
 
 /// Why `buf` is not an IPv4 packet that [`parse`] accepts (the checks of
@@ -192,8 +190,8 @@ pub(crate) mod tests {
                 h[2..4].copy_from_slice(&total.to_be_bytes());
             }
             let ok = matches!(Ipv4Packet::new_checked(&h[..]), Ok(ip) if ip.version() == 4);
-            let mut p = Parsed::default();
-            let r = parse(&mut p, &h, 14);
+            let mut f = Fields::default();
+            let r = parse(&mut f, &h, 14);
             if ok {
                 // Any error now is from the L4 header.
                 prop_assert!(r.as_ref().map_or_else(|e| e.kind() != ErrorKind::Ipv4, |_| true), "{:?}", r);

@@ -5,7 +5,7 @@
 use smoltcp::wire::{Ipv6ExtHeader, Ipv6FragmentHeader, Ipv6Packet, IPV6_HEADER_LEN};
 
 use super::error::{ErrorKind, ParseError};
-use super::extract::Parsed;
+use super::extract::Fields;
 use super::{l4, proto, MAX_IPV6_EXT_HEADERS};
 use crate::flow::key::{FRAG_ANY, FRAG_LATER};
 
@@ -13,21 +13,20 @@ use crate::flow::key::{FRAG_ANY, FRAG_LATER};
 const FRAG_HEADER_LEN: usize = 8;
 
 /// Parses the IPv6 packet at the start of `buf` (frame offset `off`).
-#[inline]
-pub(super) fn parse(p: &mut Parsed, buf: &[u8], off: usize) -> Result<(), ParseError> {
+#[inline(always)]
+pub(super) fn parse(f: &mut Fields, buf: &[u8], off: usize) -> Result<(), ParseError> {
     let ip = match Ipv6Packet::new_checked(buf) {
         Ok(ip) if ip.version() == 6 => ip,
         _ => return Err(diagnose(buf, off)),
     };
     // new_checked: 40 + payload length <= buf.len().
     let total_len = ip.total_len();
-    let k = &mut p.key;
-    k.set_ipv6_src(u128::from(ip.src_addr()));
-    k.set_ipv6_dst(u128::from(ip.dst_addr()));
-    k.set_ip_tos(ip.traffic_class());
-    k.set_ip_ttl(ip.hop_limit());
+    f.ipv6_src = u128::from(ip.src_addr());
+    f.ipv6_dst = u128::from(ip.dst_addr());
+    f.set_ip_tos(ip.traffic_class());
+    f.set_ip_ttl(ip.hop_limit());
     // off <= 18 and total_len <= 40 + 65535.
-    p.end = (off + total_len) as u32;
+    f.end = (off + total_len) as u32;
     let dgram = buf.get(..total_len).unwrap_or_default();
 
     let mut next = u8::from(ip.next_header());
@@ -62,11 +61,11 @@ pub(super) fn parse(p: &mut Parsed, buf: &[u8], off: usize) -> Result<(), ParseE
             next = nh;
             fragment = true;
             if frag.frag_offset() != 0 {
-                k.set_ip_frag(FRAG_ANY | FRAG_LATER);
-                k.set_ip_proto(next);
+                f.set_ip_frag(FRAG_ANY | FRAG_LATER);
+                f.set_ip_proto(next);
                 return Ok(());
             }
-            k.set_ip_frag(FRAG_ANY);
+            f.set_ip_frag(FRAG_ANY);
             pos += FRAG_HEADER_LEN;
         } else {
             let ext =
@@ -75,15 +74,15 @@ pub(super) fn parse(p: &mut Parsed, buf: &[u8], off: usize) -> Result<(), ParseE
             pos += 8 + 8 * usize::from(ext.header_len());
         }
     }
-    k.set_ip_proto(next);
+    f.set_ip_proto(next);
     if next == proto::NONE {
         return Ok(());
     }
     let l4_off = off + pos;
     // At most 18 + 40 + 8 headers of at most 2,048 bytes.
-    p.l4 = l4_off as u16;
+    f.l4 = l4_off as u16;
     let seg = dgram.get(pos..).unwrap_or_default();
-    l4::parse(&mut p.key, next, seg, l4_off, fragment, true)
+    l4::parse(f, next, seg, l4_off, fragment, true)
 }
 
 /// The error for an extension header (not a fragment header) that does not
@@ -254,8 +253,8 @@ pub(crate) mod tests {
                 h[4..6].copy_from_slice(&plen.to_be_bytes());
             }
             let ok = matches!(Ipv6Packet::new_checked(&h[..]), Ok(ip) if ip.version() == 6);
-            let mut p = Parsed::default();
-            let r = parse(&mut p, &h, 14);
+            let mut f = Fields::default();
+            let r = parse(&mut f, &h, 14);
             if ok {
                 prop_assert!(r.as_ref().map_or_else(|e| e.kind() != ErrorKind::Ipv6, |_| true), "{:?}", r);
             } else {

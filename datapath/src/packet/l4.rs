@@ -6,8 +6,8 @@ use smoltcp::wire::{
 };
 
 use super::error::{ErrorKind, ParseError};
+use super::extract::Fields;
 use super::proto;
-use crate::flow::key::FlowKey;
 
 /// Bytes of the ICMP header every ICMPv4 message has.
 const ICMP_HEADER_LEN: usize = 8;
@@ -19,9 +19,9 @@ const TCP_FLAGS_MASK: u16 = 0x0fff;
 /// Parses the `proto` header at the start of `seg` (the rest of the IP
 /// datagram, at frame offset `off`). `fragment`: the datagram is a first
 /// fragment (later ones never get here). `v6`: carried by IPv6.
-#[inline]
+#[inline(always)]
 pub(super) fn parse(
-    k: &mut FlowKey,
+    f: &mut Fields,
     proto: u8,
     seg: &[u8],
     off: usize,
@@ -29,21 +29,20 @@ pub(super) fn parse(
     v6: bool,
 ) -> Result<(), ParseError> {
     match proto {
-        proto::TCP => tcp(k, seg, off),
-        proto::UDP => udp(k, seg, off, fragment),
-        proto::ICMP if !v6 => icmp(k, seg, off),
-        proto::ICMPV6 if v6 => icmpv6(k, seg, off),
+        proto::TCP => tcp(f, seg, off),
+        proto::UDP => udp(f, seg, off, fragment),
+        proto::ICMP if !v6 => icmp(f, seg, off),
+        proto::ICMPV6 if v6 => icmpv6(f, seg, off),
         _ => Ok(()),
     }
 }
 
-#[inline]
-fn tcp(k: &mut FlowKey, seg: &[u8], off: usize) -> Result<(), ParseError> {
+#[inline(always)]
+fn tcp(f: &mut Fields, seg: &[u8], off: usize) -> Result<(), ParseError> {
     let tcp = TcpPacket::new_checked(seg).map_err(|_| tcp_diagnose(seg, off))?;
-    k.set_tp_src(tcp.src_port());
-    k.set_tp_dst(tcp.dst_port());
+    f.set_tp(tcp.src_port(), tcp.dst_port());
     if let Some(h) = seg.first_chunk::<TCP_HEADER_LEN>() {
-        k.set_tcp_flags(u16::from_be_bytes([h[12], h[13]]) & TCP_FLAGS_MASK);
+        f.set_tcp_flags(u16::from_be_bytes([h[12], h[13]]) & TCP_FLAGS_MASK);
     }
     Ok(())
 }
@@ -62,8 +61,8 @@ fn tcp_diagnose(seg: &[u8], off: usize) -> ParseError {
     ParseError::truncated(ErrorKind::Tcp, off, have, usize::from(words) * 4)
 }
 
-#[inline]
-fn udp(k: &mut FlowKey, seg: &[u8], off: usize, fragment: bool) -> Result<(), ParseError> {
+#[inline(always)]
+fn udp(f: &mut Fields, seg: &[u8], off: usize, fragment: bool) -> Result<(), ParseError> {
     let udp = if fragment {
         // The length field covers the whole datagram, not this fragment.
         if seg.len() < UDP_HEADER_LEN {
@@ -78,8 +77,7 @@ fn udp(k: &mut FlowKey, seg: &[u8], off: usize, fragment: bool) -> Result<(), Pa
     } else {
         UdpPacket::new_checked(seg).map_err(|_| udp_diagnose(seg, off))?
     };
-    k.set_tp_src(udp.src_port());
-    k.set_tp_dst(udp.dst_port());
+    f.set_tp(udp.src_port(), udp.dst_port());
     Ok(())
 }
 
@@ -97,17 +95,19 @@ fn udp_diagnose(seg: &[u8], off: usize) -> ParseError {
     }
 }
 
-#[inline]
-fn icmp(k: &mut FlowKey, seg: &[u8], off: usize) -> Result<(), ParseError> {
+#[inline(always)]
+fn icmp(f: &mut Fields, seg: &[u8], off: usize) -> Result<(), ParseError> {
     let icmp = Icmpv4Packet::new_checked(seg)
         .map_err(|_| ParseError::truncated(ErrorKind::Icmp, off, seg.len(), ICMP_HEADER_LEN))?;
-    k.set_tp_src(u16::from(u8::from(icmp.msg_type())));
-    k.set_tp_dst(u16::from(icmp.msg_code()));
+    f.set_tp(
+        u16::from(u8::from(icmp.msg_type())),
+        u16::from(icmp.msg_code()),
+    );
     Ok(())
 }
 
-#[inline]
-fn icmpv6(k: &mut FlowKey, seg: &[u8], off: usize) -> Result<(), ParseError> {
+#[inline(always)]
+fn icmpv6(f: &mut Fields, seg: &[u8], off: usize) -> Result<(), ParseError> {
     // Not new_checked: it refuses types smoltcp does not know and 24-byte
     // MLDv1 queries. Type and code are all that is read.
     if seg.len() < ICMPV6_HEADER_LEN {
@@ -119,20 +119,22 @@ fn icmpv6(k: &mut FlowKey, seg: &[u8], off: usize) -> Result<(), ParseError> {
         ));
     }
     let icmp = Icmpv6Packet::new_unchecked(seg);
-    k.set_tp_src(u16::from(u8::from(icmp.msg_type())));
-    k.set_tp_dst(u16::from(icmp.msg_code()));
+    f.set_tp(
+        u16::from(u8::from(icmp.msg_type())),
+        u16::from(icmp.msg_code()),
+    );
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::flow::key::tcp_flag;
+    use crate::flow::key::{tcp_flag, FlowKey};
 
     fn key(proto: u8, seg: &[u8], fragment: bool, v6: bool) -> Result<FlowKey, ParseError> {
-        let mut k = FlowKey::default();
-        parse(&mut k, proto, seg, 34, fragment, v6)?;
-        Ok(k)
+        let mut f = Fields::default();
+        parse(&mut f, proto, seg, 34, fragment, v6)?;
+        Ok(f.key())
     }
 
     #[test]
