@@ -2,7 +2,7 @@
 //!
 //! # What?
 //!
-//! [`extract`] reads a frame once, front to back, and fills a [`FlowKey`]
+//! [`extract()`] reads a frame once, front to back, and fills a [`FlowKey`]
 //! (plus the offsets of the L3 and L4 headers, [`Parsed`]) for the classifier
 //! and the flow programs. Header views come from smoltcp's `wire` module,
 //! opened with `new_checked()`; the 802.1Q tag is read here. Nothing is
@@ -73,6 +73,16 @@
 //! header's reserved flag, TCP flag combinations, the position of hop-by-hop
 //! headers, the UDP length of an IPv6 jumbogram.
 //! Unknown EtherTypes and IP protocols are not errors: their fields are 0.
+//!
+//! # Cost
+//!
+//! Extraction runs once per packet, so the parsers are always inlined into
+//! [`extract()`] and fill a local of scalar key words that stays in registers;
+//! the key is written once at the end. Length checks are smoltcp's
+//! `new_checked()` and nothing else: the messages of [`ParseError`] are worked
+//! out afterwards, in cold functions that run only for dropped frames.
+//! `benches/extract.rs` measures it (about 10 ns of CPU time for a 64-byte
+//! TCP/IPv4 frame on the development machine).
 //!
 //! # Panics
 //!

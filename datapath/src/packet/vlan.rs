@@ -2,7 +2,7 @@
 //! read and rewrite the outer TCI. Used by the `push_vlan`, `pop_vlan` and
 //! `set_field: {vlan_vid, vlan_pcp}` actions.
 //!
-//! Only TPID 0x8100 is a tag here, as in [`super::extract`]. After a push or
+//! Only TPID 0x8100 is a tag here, as in [`super::extract()`]. After a push or
 //! pop the header offsets of a [`super::Parsed`] move by 4 bytes and the key's
 //! `vlan_tci` changes (to the inner tag after a pop of a double-tagged frame):
 //! run `extract` again when the rest of the pipeline needs them.
