@@ -4,4 +4,5 @@
 
 pub mod ebpf;
 pub mod flow;
+pub mod packet;
 pub mod sys;
