@@ -10,8 +10,7 @@
 //! (flow handles and a table generation, say) and treats an entry of an old
 //! generation as a miss.
 
-use std::hash::{BuildHasher, Hasher};
-
+use super::hash::same_words;
 use crate::flow::key::FlowKey;
 
 /// Default number of entries.
@@ -29,11 +28,7 @@ static HASH: ahash::RandomState = ahash::RandomState::with_seeds(
 /// The bucket hash of a whole key.
 #[inline]
 fn key_hash(key: &FlowKey) -> u64 {
-    let mut h = HASH.build_hasher();
-    for &w in &key.words {
-        h.write_u64(w);
-    }
-    h.finish()
+    super::hash::hash_words(&HASH, &key.words)
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -42,10 +37,18 @@ struct Slot<V: Copy> {
     value: Option<V>,
 }
 
+/// One bucket, cache-line aligned so that it spans as few lines as
+/// possible.
+#[derive(Debug, Clone, Copy)]
+#[repr(align(64))]
+struct Bucket<V: Copy> {
+    ways: [Slot<V>; EMC_WAYS],
+}
+
 /// A fixed-size exact-match cache from flow keys to `V`.
 #[derive(Debug, Clone)]
 pub struct Emc<V: Copy> {
-    slots: Box<[Slot<V>]>,
+    buckets: Box<[Bucket<V>]>,
     bucket_mask: usize,
 }
 
@@ -69,29 +72,35 @@ impl<V: Copy> Emc<V> {
             key: FlowKey::default(),
             value: None,
         };
+        let buckets = n / EMC_WAYS;
         Emc {
-            slots: vec![empty; n].into_boxed_slice(),
-            bucket_mask: n / EMC_WAYS - 1,
+            buckets: vec![
+                Bucket {
+                    ways: [empty; EMC_WAYS]
+                };
+                buckets
+            ]
+            .into_boxed_slice(),
+            bucket_mask: buckets - 1,
         }
     }
 
     /// Number of entries it can hold.
     pub fn capacity(&self) -> usize {
-        self.slots.len()
+        self.buckets.len() * EMC_WAYS
     }
 
     #[inline]
     fn bucket(&self, key: &FlowKey) -> usize {
-        (key_hash(key) as usize & self.bucket_mask) * EMC_WAYS
+        key_hash(key) as usize & self.bucket_mask
     }
 
     /// The value cached for `key`.
     #[inline]
     pub fn get(&self, key: &FlowKey) -> Option<V> {
-        let b = self.bucket(key);
-        let ways = self.slots.get(b..b + EMC_WAYS)?;
+        let ways = &self.buckets.get(self.bucket(key))?.ways;
         ways.iter()
-            .find(|s| s.value.is_some() && s.key == *key)
+            .find(|s| s.value.is_some() && same_words(&s.key.words, &key.words))
             .and_then(|s| s.value)
     }
 
@@ -100,10 +109,13 @@ impl<V: Copy> Emc<V> {
     #[inline]
     pub fn insert(&mut self, key: FlowKey, value: V) {
         let b = self.bucket(&key);
-        let Some(ways) = self.slots.get_mut(b..b + EMC_WAYS) else {
+        let Some(Bucket { ways }) = self.buckets.get_mut(b) else {
             return;
         };
-        if let Some(s) = ways.iter_mut().find(|s| s.value.is_some() && s.key == key) {
+        if let Some(s) = ways
+            .iter_mut()
+            .find(|s| s.value.is_some() && same_words(&s.key.words, &key.words))
+        {
             s.value = Some(value);
             return;
         }
@@ -118,14 +130,18 @@ impl<V: Copy> Emc<V> {
 
     /// Forgets every entry.
     pub fn clear(&mut self) {
-        for s in self.slots.iter_mut() {
+        for s in self.buckets.iter_mut().flat_map(|b| b.ways.iter_mut()) {
             s.value = None;
         }
     }
 
     /// Number of entries held (a full scan: for statistics and tests).
     pub fn len(&self) -> usize {
-        self.slots.iter().filter(|s| s.value.is_some()).count()
+        self.buckets
+            .iter()
+            .flat_map(|b| b.ways.iter())
+            .filter(|s| s.value.is_some())
+            .count()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -134,6 +150,6 @@ impl<V: Copy> Emc<V> {
 
     /// The bucket of `key` (for tests that need colliding keys).
     pub fn bucket_of(&self, key: &FlowKey) -> usize {
-        self.bucket(key) / EMC_WAYS
+        self.bucket(key)
     }
 }

@@ -74,6 +74,7 @@
 //! generation invalidates old entries without clearing).
 
 mod emc;
+mod hash;
 mod overlap;
 mod reference;
 pub mod subtable;

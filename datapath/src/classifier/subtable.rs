@@ -13,7 +13,6 @@
 //! dense.
 
 use std::collections::BTreeMap;
-use std::hash::{BuildHasher, Hasher};
 
 use hashbrown::HashTable;
 
@@ -31,11 +30,7 @@ static HASH: ahash::RandomState = ahash::RandomState::with_seeds(
 /// Hash of a group's words (the same as [`Subtable::project`] computes).
 #[inline]
 pub(crate) fn hash_words(words: &[u64]) -> u64 {
-    let mut h = HASH.build_hasher();
-    for &w in words {
-        h.write_u64(w);
-    }
-    h.finish()
+    super::hash::hash_words(&HASH, words)
 }
 
 /// One flow's presence in a group: its priority and index.
@@ -209,15 +204,12 @@ impl Subtable {
     /// Writes `key`'s masked active words to `out` and returns their hash.
     #[inline]
     pub(crate) fn project(&self, key: &FlowKey, out: &mut [u64; KEY_WORDS]) -> u64 {
-        let mut h = HASH.build_hasher();
         for (o, &i) in out.iter_mut().zip(self.active()) {
             let i = usize::from(i);
-            let w = key.words.get(i).copied().unwrap_or(0)
+            *o = key.words.get(i).copied().unwrap_or(0)
                 & self.mask.words.get(i).copied().unwrap_or(0);
-            *o = w;
-            h.write_u64(w);
         }
-        h.finish()
+        hash_words(out.get(..self.n).unwrap_or(&[]))
     }
 
     #[inline]
