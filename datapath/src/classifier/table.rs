@@ -17,7 +17,7 @@ type AHashMap<K, V> = HashMap<K, V, ahash::RandomState>;
 type MaskRules<'a> = (FlowKey, Vec<(Rule, &'a Match)>);
 
 /// A subtable and the location of each rule added to it, by flow.
-type BuiltSubtable = (Subtable, Vec<(u32, Loc)>);
+type BuiltSubtable = (Subtable, Vec<(Rule, Loc)>);
 
 /// Rules per table above which `build` hashes in parallel.
 const PARALLEL_RULES: usize = 4096;
@@ -30,10 +30,43 @@ struct Loc {
     hash: u64,
 }
 
+/// The rules of a flow: usually one, kept inline.
+#[derive(Debug, Clone)]
+enum Locs {
+    One(Loc),
+    Many(Vec<Loc>),
+}
+
+impl Locs {
+    fn as_slice(&self) -> &[Loc] {
+        match self {
+            Locs::One(l) => std::slice::from_ref(l),
+            Locs::Many(v) => v,
+        }
+    }
+
+    fn push(&mut self, loc: Loc) {
+        match self {
+            Locs::One(first) => *self = Locs::Many(vec![*first, loc]),
+            Locs::Many(v) => v.push(loc),
+        }
+    }
+
+    fn from_vec(mut v: Vec<Loc>) -> Self {
+        match v.as_slice() {
+            [one] => Locs::One(*one),
+            _ => {
+                v.shrink_to_fit();
+                Locs::Many(v)
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 struct FlowRec {
     priority: u16,
-    locs: Box<[Loc]>,
+    locs: Locs,
 }
 
 /// Sizes of a table, for statistics and memory accounting.
@@ -115,28 +148,23 @@ impl ClassifierTable {
             next_id: per_mask.len() as u32,
             ..Default::default()
         };
-        let mut locs: AHashMap<u32, Vec<Loc>> = AHashMap::default();
-        locs.reserve(entries.len());
+        table.flows.reserve(entries.len());
         for r in built {
             let (st, rule_locs) = r?;
-            for (flow, loc) in rule_locs {
-                locs.entry(flow).or_default().push(loc);
+            for (rule, loc) in rule_locs {
+                table
+                    .flows
+                    .entry(rule.flow)
+                    .and_modify(|rec| rec.locs.push(loc))
+                    .or_insert(FlowRec {
+                        priority: rule.priority,
+                        locs: Locs::One(loc),
+                    });
             }
             table.by_mask.insert(*st.mask(), st.id);
             table.subtables.push(st);
         }
         overlap::check_all(&table.subtables, parallel)?;
-        table.flows.reserve(entries.len());
-        for e in &entries {
-            let l = locs.remove(&e.flow).unwrap_or_default();
-            table.flows.insert(
-                e.flow,
-                FlowRec {
-                    priority: e.priority,
-                    locs: l.into_boxed_slice(),
-                },
-            );
-        }
         table.reorder();
         Ok(table)
     }
@@ -195,7 +223,7 @@ impl ClassifierTable {
             flow,
             FlowRec {
                 priority,
-                locs: locs.into_boxed_slice(),
+                locs: Locs::from_vec(locs),
             },
         );
         self.reorder();
@@ -208,7 +236,7 @@ impl ClassifierTable {
             return false;
         };
         let mut emptied = false;
-        for loc in rec.locs.iter() {
+        for loc in rec.locs.as_slice() {
             if let Some(st) = self
                 .pos
                 .get(&loc.subtable)
@@ -327,7 +355,10 @@ impl ClassifierTable {
         let locs: usize = self
             .flows
             .values()
-            .map(|r| r.locs.len() * std::mem::size_of::<Loc>())
+            .map(|r| match &r.locs {
+                Locs::One(_) => 0,
+                Locs::Many(v) => v.capacity() * std::mem::size_of::<Loc>(),
+            })
             .sum();
         let map_slot = std::mem::size_of::<(u32, FlowRec)>() + 1;
         TableStats {
@@ -394,7 +425,7 @@ fn make_subtable(
     for ((rule, _), (hash, buf)) in rules.iter().zip(hashed) {
         let words = buf.get(..n).unwrap_or(&[]);
         match st.add(hash, words, *rule) {
-            Added::New => locs.push((rule.flow, Loc { subtable: id, hash })),
+            Added::New => locs.push((*rule, Loc { subtable: id, hash })),
             Added::Duplicate => {}
             Added::Conflict(other) => {
                 return Err(ClassifierError::overlap(other, rule.flow, rule.priority))
