@@ -1,4 +1,4 @@
-//! The classifier: which flow of a table a packet's [`FlowKey`] selects,
+//! The classifier: which flow of a table a packet's [`FlowKey`](crate::flow::FlowKey) selects,
 //! and the per-worker exact-match cache in front of it.
 //!
 //! # What?
@@ -16,7 +16,7 @@
 //!
 //! Real tables use few distinct masks: "exact 5-tuple", "destination /24",
 //! "in_port only", "wildcard". All alternatives with the same mask go into
-//! one [`subtable`](subtable) keyed by the masked key: a hash table (ahash
+//! one [`subtable`] keyed by the masked key: a hash table (ahash
 //! over the words the mask touches, hashbrown's raw `HashTable` of group
 //! indices) whose groups hold the rules with exactly that masked key, sorted
 //! by priority. Looking a key up in a subtable costs one masking, one hash and

@@ -105,6 +105,15 @@ impl ClassifierTable {
     pub fn build<'a>(
         entries: impl IntoIterator<Item = Entry<'a>>,
     ) -> Result<Self, ClassifierError> {
+        Self::build_with(entries, None)
+    }
+
+    /// [`ClassifierTable::build`], in parallel or not as `parallel` says
+    /// (`None`: by size). The result is the same either way.
+    pub(crate) fn build_with<'a>(
+        entries: impl IntoIterator<Item = Entry<'a>>,
+        parallel: Option<bool>,
+    ) -> Result<Self, ClassifierError> {
         let entries: Vec<Entry<'a>> = entries.into_iter().collect();
         // Validation, and the rules grouped by mask (masks in order of first
         // appearance, so that errors are reproducible).
@@ -135,7 +144,7 @@ impl ClassifierTable {
                 }
             }
         }
-        let parallel = total >= PARALLEL_RULES;
+        let parallel = parallel.unwrap_or(total >= PARALLEL_RULES);
         let build_one = |(id, (mask, rules)): (usize, &MaskRules<'a>)| {
             make_subtable(id as u32, mask, rules, parallel)
         };
@@ -414,7 +423,7 @@ fn make_subtable(
         let h = st.project(&m.key, &mut buf);
         (h, buf)
     };
-    let hashed: Vec<(u64, [u64; KEY_WORDS])> = if parallel && rules.len() >= PARALLEL_RULES {
+    let hashed: Vec<(u64, [u64; KEY_WORDS])> = if parallel && rules.len() >= PARALLEL_RULES / 4 {
         rules.par_iter().map(project).collect()
     } else {
         rules.iter().map(project).collect()

@@ -110,6 +110,36 @@ fn differential_large_bench_table() {
 }
 
 #[test]
+fn parallel_and_sequential_builds_agree() {
+    let mut rng = Rng::new(77);
+    let flows = testgen::random_table(&mut rng, 5000, 300);
+    let par = ClassifierTable::build_with(entries(&flows), Some(true)).unwrap();
+    let seq = ClassifierTable::build_with(entries(&flows), Some(false)).unwrap();
+    assert_eq!(state(&par), state(&seq));
+    let keys: Vec<FlowKey> = (0..500)
+        .map(|_| testgen::random_key(&mut rng, &flows))
+        .collect();
+    for k in &keys {
+        assert_eq!(par.lookup(k), seq.lookup(k));
+    }
+    assert_agrees(&par, &flows, keys.get(..100).unwrap(), 5);
+    // With several overlaps, both report the same one.
+    let mut bad = flows.clone();
+    for _ in 0..5 {
+        let c = loop {
+            let c = testgen::random_flow(&mut rng, 300);
+            if testgen::first_overlap(&flows, &c).is_some() {
+                break c;
+            }
+        };
+        bad.push(c);
+    }
+    let e1 = ClassifierTable::build_with(entries(&bad), Some(true)).unwrap_err();
+    let e2 = ClassifierTable::build_with(entries(&bad), Some(false)).unwrap_err();
+    assert_eq!(e1, e2);
+}
+
+#[test]
 fn lookup_prefers_priority_and_stops_early() {
     let flows = vec![
         flow(0, vec![Match::any()]),
