@@ -535,9 +535,25 @@ proptest! {
         ops in prop::collection::vec(any::<u16>(), 0..40),
     ) {
         let mut rng = Rng::new(seed);
+        let all: Vec<GenFlow> = shapes
+            .into_iter()
+            .map(|(shape, prio)| flow(prio, testgen::shape_matches(&mut rng, shape)))
+            .collect();
+        // Overlap detection on the unfiltered set, against all pairs.
+        let any_pair = all.iter().enumerate().any(|(i, a)| {
+            all.iter().skip(i + 1).any(|b| a.priority == b.priority && a.overlaps(b))
+        });
+        match ClassifierTable::build(entries(&all)) {
+            Ok(_) => prop_assert!(!any_pair),
+            Err(ClassifierError::Overlap { first, second, priority }) => {
+                let (a, b) = (&all[first as usize], &all[second as usize]);
+                prop_assert!(first < second && a.overlaps(b));
+                prop_assert!(a.priority == priority && b.priority == priority);
+            }
+            Err(e) => prop_assert!(false, "unexpected {e}"),
+        }
         let mut flows: Vec<GenFlow> = Vec::new();
-        for (shape, prio) in shapes {
-            let f = flow(prio, testgen::shape_matches(&mut rng, shape));
+        for f in all {
             if testgen::first_overlap(&flows, &f).is_none() {
                 flows.push(f);
             }
@@ -556,6 +572,14 @@ proptest! {
         assert_agrees(&t, &flows, &keys, seed as u32);
         prop_assert_eq!(state(&t), state(&built));
     }
+}
+
+#[test]
+fn tables_can_be_shared_between_workers() {
+    fn shared<T: Send + Sync + Clone>() {}
+    shared::<ClassifierTable>();
+    fn per_worker<T: Send>() {}
+    per_worker::<Emc<(u32, u64)>>();
 }
 
 // ---- exact-match cache ----
