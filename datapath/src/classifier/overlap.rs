@@ -180,13 +180,8 @@ pub(crate) fn check_insert(
                 }
                 continue;
             }
-            let want = m.key.masked(&c);
-            for (g, rules) in st.iter_groups() {
-                if let Some(a) = rules.at(priority) {
-                    if a != flow && st.group_key(g).masked(&c) == want {
-                        return Err(ClassifierError::overlap(a, flow, priority));
-                    }
-                }
+            if let Some(a) = st.scan_overlap(priority, flow, &m.key, &c) {
+                return Err(ClassifierError::overlap(a, flow, priority));
             }
         }
     }

@@ -247,6 +247,42 @@ impl Subtable {
         k
     }
 
+    /// A flow other than `flow` with a rule at `priority` whose key agrees
+    /// with `key` on `mask` (a scan of every group: for masks the index
+    /// cannot probe).
+    pub(crate) fn scan_overlap(
+        &self,
+        priority: u16,
+        flow: u32,
+        key: &FlowKey,
+        mask: &FlowKey,
+    ) -> Option<u32> {
+        // The comparison restricted to the words this subtable stores.
+        let mut want = [0u64; KEY_WORDS];
+        let mut care = [0u64; KEY_WORDS];
+        for ((w, c), &i) in want.iter_mut().zip(care.iter_mut()).zip(self.active()) {
+            let i = usize::from(i);
+            let m = mask.words.get(i).copied().unwrap_or(0)
+                & self.mask.words.get(i).copied().unwrap_or(0);
+            *c = m;
+            *w = key.words.get(i).copied().unwrap_or(0) & m;
+        }
+        let (want, care) = (want.get(..self.n)?, care.get(..self.n)?);
+        let n = self.n.max(1);
+        self.groups
+            .iter()
+            .zip(self.words.chunks(n).chain(std::iter::repeat(&[][..])))
+            .find_map(|(rules, words)| {
+                let other = rules.at(priority).filter(|&a| a != flow)?;
+                let agree = words
+                    .iter()
+                    .zip(care)
+                    .zip(want)
+                    .all(|((w, c), v)| w & c == *v);
+                agree.then_some(other)
+            })
+    }
+
     /// Every group with its rules.
     pub(crate) fn iter_groups(&self) -> impl Iterator<Item = (u32, &Rules)> {
         self.groups.iter().enumerate().map(|(g, r)| (g as u32, r))

@@ -19,6 +19,9 @@ type MaskRules<'a> = (FlowKey, Vec<(Rule, &'a Match)>);
 /// A subtable and the location of each rule added to it, by flow.
 type BuiltSubtable = (Subtable, Vec<(Rule, Loc)>);
 
+/// Batches of `insert_many` from this size may rebuild the table.
+const BULK_INSERT: usize = 64;
+
 /// Rules per table above which `build` hashes in parallel.
 const PARALLEL_RULES: usize = 4096;
 
@@ -236,6 +239,36 @@ impl ClassifierTable {
             },
         );
         self.reorder();
+        Ok(())
+    }
+
+    /// Adds several flows, all or none. A batch that is large next to the
+    /// table rebuilds it in bulk (one overlap pass instead of one scan per
+    /// flow); a small one inserts flow by flow and undoes on error.
+    pub fn insert_many<'a>(
+        &mut self,
+        entries: impl IntoIterator<Item = Entry<'a>>,
+    ) -> Result<(), ClassifierError> {
+        let new: Vec<Entry<'a>> = entries.into_iter().collect();
+        if new.len() >= BULK_INSERT && new.len() * 4 >= self.len() {
+            let existing = self.entries();
+            let all = existing
+                .iter()
+                .map(|(f, p, ms)| Entry::new(*f, *p, ms))
+                .chain(new.iter().copied());
+            *self = Self::build(all)?;
+            return Ok(());
+        }
+        let mut done = Vec::with_capacity(new.len());
+        for e in &new {
+            if let Err(err) = self.insert(e.flow, e.priority, e.matches) {
+                for f in done {
+                    self.remove(f);
+                }
+                return Err(err);
+            }
+            done.push(e.flow);
+        }
         Ok(())
     }
 

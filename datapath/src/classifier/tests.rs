@@ -478,6 +478,47 @@ fn insert_and_remove_agree_with_rebuilt_tables() {
 }
 
 #[test]
+fn insert_many_is_all_or_nothing() {
+    let mut rng = Rng::new(901);
+    let pool = testgen::random_table(&mut rng, 1200, 40);
+    let (base, rest) = pool.split_at(600);
+    // 10 and 100 go flow by flow; 200 and the rest (>= 150) rebuild.
+    for batch in [10usize, 100, 200, 20_000] {
+        let mut t = build(base);
+        let before = state(&t);
+        let add: Vec<Entry<'_>> = entries(&pool).skip(600).take(batch).collect();
+        // A clash at the end of the batch: nothing of it stays.
+        let clash = loop {
+            let c = testgen::random_flow(&mut rng, 40);
+            if testgen::first_overlap(&pool, &c).is_some() {
+                break c;
+            }
+        };
+        let bad: Vec<Entry<'_>> = add
+            .iter()
+            .copied()
+            .chain([Entry::new(5000, clash.priority, &clash.matches)])
+            .collect();
+        let e = t.insert_many(bad).unwrap_err();
+        assert!(
+            matches!(e, ClassifierError::Overlap { second: 5000, .. }),
+            "{e}"
+        );
+        assert_eq!(state(&t), before, "batch {batch}");
+        // Without it, the result is the table built from everything.
+        t.insert_many(add.iter().copied()).unwrap();
+        let want = build(pool.get(..600 + add.len()).unwrap());
+        assert_eq!(state(&t), state(&want), "batch {batch}");
+        assert_eq!(t.len(), 600 + batch.min(rest.len()));
+        // A flow index already present is refused.
+        assert_eq!(
+            t.insert_many([Entry::new(3, 1, &pool[3].matches)]),
+            Err(ClassifierError::DuplicateFlow { flow: 3 })
+        );
+    }
+}
+
+#[test]
 fn removal_reorders_subtables_and_keeps_groups_findable() {
     // Many groups in one subtable so removal swaps groups around.
     let mut flows: Vec<GenFlow> = (0..50u32)
