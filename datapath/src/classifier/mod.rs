@@ -65,6 +65,9 @@
 //! [`ClassifierTable::build`] is the bulk path: it groups rules by mask and,
 //! for large tables, hashes the subtables in parallel with rayon.
 //!
+//! [`ClassifierTable::insert_many`] adds a batch all or nothing, rebuilding
+//! in bulk when the batch is large next to the table.
+//!
 //! # The exact-match cache
 //!
 //! In front of the classifier each worker keeps an [`Emc`]: a fixed array of
@@ -72,6 +75,21 @@
 //! hash and at most two 80-byte comparisons and never allocates. The value is
 //! the caller's (typically flow handles plus a table generation, so that a new
 //! generation invalidates old entries without clearing).
+//!
+//! # Cost
+//!
+//! Measured on the 2-core development VM (release build, best of repeated
+//! batches of 4,096 keys while other builds shared the cores; `cargo bench
+//! --bench classifier` measures the same) with [`testgen::bench_table`],
+//! nine masks at every size:
+//! - exact-match cache hit: about 10 ns;
+//! - lookup: about 35 ns at 10 flows, 26 ns at 1,000, 46 ns at 100,000
+//!   (the larger hash tables miss the caches more); filtered lookups about
+//!   twice that;
+//! - building 100,000 flows (115,000 rules): 40-50 ms; inserting one flow
+//!   into it: under 1 us, or about 0.2 ms when its priority is shared with
+//!   a subtable the index cannot probe (a scan of that subtable);
+//! - memory: about 115 bytes per flow of index (11 MB at 100,000 flows).
 
 mod emc;
 mod hash;
