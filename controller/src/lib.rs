@@ -1,6 +1,8 @@
-//! flowswitch controller library: the command-line interface and, later, YAML
-//! models, the control socket and the topology runner.
+//! flowswitch controller library: the command-line interface, the YAML model
+//! and, later, the control socket and the topology runner.
 
 pub mod bpf;
+pub mod check;
 pub mod cli;
 pub mod demo;
+pub mod model;
