@@ -150,6 +150,29 @@ fn ctx_writable(
     Ok(())
 }
 
+/// A narrow load from inside a spilled constant: its bytes (little-endian),
+/// zero- or sign-extended.
+fn spilled_bytes(stack: &Stack, off: i64, size: u8, signed: bool) -> Option<Reg> {
+    let slot = off.div_euclid(8) * 8;
+    let shift = u32::try_from(off - slot).ok()? * 8;
+    if off - slot + i64::from(size) > 8 {
+        return None;
+    }
+    let Some(Reg::Scalar(s)) = stack.spilled(slot) else {
+        return None;
+    };
+    let bits = u32::from(size) * 8;
+    let v = s.as_const()? >> shift;
+    let v = if bits >= 64 {
+        v
+    } else if signed {
+        (((v << (64 - bits)) as i64) >> (64 - bits)) as u64
+    } else {
+        v & ((1u64 << bits) - 1)
+    };
+    Some(Reg::Scalar(Scalar::constant(v)))
+}
+
 /// `dst = *(size *)(src + off)`.
 pub fn load(
     st: &mut State,
@@ -176,7 +199,13 @@ pub fn load(
             if let Some(o) = stack.first_uninit(lo, end) {
                 return Err(Reason::UninitStack { off: o });
             }
-            spilled.unwrap_or(Reg::Scalar(Scalar::loaded(size, signed)))
+            spilled
+                .or_else(|| {
+                    (lo == hi)
+                        .then(|| spilled_bytes(stack, lo, size, signed))
+                        .flatten()
+                })
+                .unwrap_or(Reg::Scalar(Scalar::loaded(size, signed)))
         }
         Target::Packet { .. } => Reg::Scalar(Scalar::loaded(size, signed)),
         Target::Ctx { kind, .. } => match (kind, size) {

@@ -288,3 +288,27 @@ fn pointer_bytes_are_never_readable_as_numbers() {
     );
     assert_eq!((pc, r), (3, Reason::UninitStack { off: -8 }));
 }
+
+#[test]
+fn narrow_loads_of_spilled_constants_are_exact() {
+    // The byte at -6 of 0x1122334455667788 (little-endian) is 0x66; with it
+    // as an index the stack access is proven in the frame.
+    let p = accept(
+        "lddw %r3, 0x1122334455667788\nstxdw [%r10-8], %r3\nldxb %r4, [%r10-6]\n\
+         sub %r4, 0x60\nmov %r5, %r10\nsub %r5, %r4\nldxb %r0, [%r5-1]\nexit",
+    );
+    assert_eq!(acc(&p, 7), STACK);
+    // Sign extension: 0x88 as a signed byte is -120.
+    let (_, r, _) = reject(
+        "lddw %r3, 0x1122334455667788\nstxdw [%r10-8], %r3\nldxsb %r4, [%r10-8]\n\
+         mov %r5, %r10\nadd %r5, %r4\nstb [%r5-400], 0\nmov %r0, 0\nexit",
+    );
+    assert_eq!(
+        r,
+        Reason::StackOutOfFrame {
+            lo: -520,
+            hi: -520,
+            size: 1
+        }
+    );
+}
