@@ -46,8 +46,10 @@
 //! # Cost
 //!
 //! A lookup or a refresh is one hash, one bucket (three cache lines) and no
-//! atomic read-modify-write: a few nanoseconds (`mac_lookup` in the unit
-//! tests' timing test, and `flowswitch bench pipeline`).
+//! atomic read-modify-write. `benches/dp.rs` on the development machine
+//! (2 cores, shared with other builds): a lookup of a known address about
+//! 8 ns, a miss 6 ns, a refresh 8 ns, learning a new address (bucket lock,
+//! eviction once full) about 30 ns.
 
 use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 

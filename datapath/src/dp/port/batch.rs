@@ -9,7 +9,7 @@
 //! buffer in exchange). After the flush the buffers go back to the pool, so
 //! in steady state nothing is allocated.
 
-use super::{Frame, FrameBuf, FramePool, PortError, PortSet};
+use super::{Frame, FramePool, PortError, PortSet};
 use crate::dp::stats::WorkerCounters;
 
 /// A worker's output queues; see the [module docs](self).

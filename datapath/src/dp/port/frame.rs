@@ -144,6 +144,22 @@ impl Frame {
         self.len = self.len.min(len);
     }
 
+    /// The packet.
+    #[inline]
+    pub fn data(&self) -> &[u8] {
+        self.buf
+            .get(self.start..self.start + self.len)
+            .unwrap_or(&[])
+    }
+
+    /// The packet, writable.
+    #[inline]
+    pub fn data_mut(&mut self) -> &mut [u8] {
+        self.buf
+            .get_mut(self.start..self.start + self.len)
+            .unwrap_or(&mut [])
+    }
+
     /// Packet length.
     #[inline]
     pub fn len(&self) -> usize {
@@ -227,16 +243,12 @@ impl Frame {
 impl FrameBuf for Frame {
     #[inline]
     fn data(&self) -> &[u8] {
-        self.buf
-            .get(self.start..self.start + self.len)
-            .unwrap_or(&[])
+        Frame::data(self)
     }
 
     #[inline]
     fn data_mut(&mut self) -> &mut [u8] {
-        self.buf
-            .get_mut(self.start..self.start + self.len)
-            .unwrap_or(&mut [])
+        Frame::data_mut(self)
     }
 
     /// Always succeeds: without enough headroom the buffer grows.

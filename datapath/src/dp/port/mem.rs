@@ -191,7 +191,6 @@ impl Port for MemPort {
 
 #[cfg(test)]
 mod tests {
-    use super::super::FrameBuf;
     use super::*;
 
     #[test]
