@@ -205,6 +205,21 @@ impl PacketState {
         }
     }
 
+    /// Switches to a new port set (ports added or removed), with counters
+    /// made for it. Frames still queued are dropped: flush first.
+    pub fn set_ports(&mut self, ports: Arc<PortSet>, counters: Arc<WorkerCounters>) {
+        self.tx.reshape(ports.len());
+        self.ports = ports;
+        self.counters = counters;
+        self.in_index = None;
+        self.pending = None;
+    }
+
+    /// Switches to new meters (a reloaded switch file).
+    pub fn set_meters(&mut self, meters: Arc<Meters>) {
+        self.meters = meters;
+    }
+
     /// Starts recording a copy of every output (for `flowswitch trace`),
     /// or stops.
     pub fn record_outputs(&mut self, on: bool) {

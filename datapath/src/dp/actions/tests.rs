@@ -703,3 +703,25 @@ fn helper_table() {
         assert_eq!(h.changes_packet, h.name.ends_with("_vlan"));
     }
 }
+
+#[test]
+fn ports_and_meters_can_change() {
+    let mut r = Rig::new();
+    let pkt = eth(H1, BCAST);
+    let only = Arc::new(MemPort::new(7, "p7"));
+    let ports = PortSet::new(vec![only.clone() as Arc<dyn Port>]).unwrap();
+    let counters = Arc::new(WorkerCounters::new(ports.len()));
+    r.st.set_ports(Arc::new(ports), counters);
+    r.st.set_meters(Arc::new(Meters::new([(8, 1)]).unwrap()));
+    let mut f = Frame::from_bytes(&pkt);
+    r.st.begin(1, 0);
+    r.st.flood(f.data(), FINAL);
+    assert_eq!(
+        r.st.meter(1, 1),
+        Err(ActionError::NoMeter { index: 1, count: 1 })
+    );
+    assert_eq!(r.st.finish(&mut f, None).sent, 1);
+    r.st.flush();
+    assert_eq!(only.take_tx_bytes(), vec![pkt]);
+    assert!(r.mems.iter().all(|m| m.take_tx().is_empty()));
+}

@@ -153,6 +153,13 @@ impl TxBatch {
         done
     }
 
+    /// Re-sizes the queues for a new port set of `ports` ports, dropping
+    /// whatever is queued (flush first). The pool stays.
+    pub fn reshape(&mut self, ports: usize) {
+        self.discard();
+        self.queues.resize_with(ports, Vec::new);
+    }
+
     /// Drops everything queued (buffers recycled, nothing counted).
     pub fn discard(&mut self) {
         for &idx in &self.dirty {
@@ -255,5 +262,12 @@ mod tests {
         assert_eq!(tx.queued(), 0);
         assert!(tx.queue(0).is_empty());
         assert_eq!(tx.pool().available(), 2);
+        tx.copy_to(1, &[1]);
+        tx.reshape(1);
+        assert_eq!(tx.queued(), 0);
+        assert!(!tx.copy_to(1, &[1]));
+        tx.reshape(3);
+        assert!(tx.copy_to(2, &[1]));
+        assert_eq!(tx.pool().available(), 1);
     }
 }
