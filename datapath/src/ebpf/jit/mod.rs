@@ -27,8 +27,12 @@ use std::sync::Arc;
 
 use thiserror::Error;
 
-use super::insn::{Op, R10, STACK_SIZE};
-use super::vm::{Region, RunError, RunInput, STACK_TOTAL};
+use super::insn::Op;
+#[cfg(target_arch = "x86_64")]
+use super::insn::{R10, STACK_SIZE};
+#[cfg(target_arch = "x86_64")]
+use super::vm::{Region, STACK_TOTAL};
+use super::vm::{RunError, RunInput};
 use super::Program;
 #[cfg(target_arch = "x86_64")]
 use super::{helpers::HelperFn, vm, Entry, ProgEnv};
@@ -407,6 +411,7 @@ fn check_shape(prog: &Program) -> Result<(), JitError> {
 /// that never touch the stack need none; programs whose stack accesses are
 /// all proven, r10-relative and without local calls need only the lowest
 /// offset they use; anything else gets the whole stack.
+#[cfg(target_arch = "x86_64")]
 fn stack_zero_bytes(prog: &Program) -> usize {
     let mut lowest: i64 = 0;
     let mut any = false;
