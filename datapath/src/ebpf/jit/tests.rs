@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use super::*;
 use crate::ebpf::helpers::HelperRegistry;
-use crate::ebpf::insn::{self, AluOp, AtomicOp, Cond, EndKind, Insn, Src};
-use crate::ebpf::vm::{Entry, MemAccess, DEFAULT_BUDGET};
+use crate::ebpf::insn::{self, AluOp, AtomicOp, Cond, EndKind, Insn, Src, R10};
+use crate::ebpf::vm::{Entry, MemAccess, Region, DEFAULT_BUDGET, STACK_TOTAL};
 use crate::ebpf::ProgEnv;
 
 /// Builds a `Program` the way the verifier would for tests: a memory access
