@@ -7,6 +7,7 @@ mod alu;
 mod arena;
 mod calls;
 mod mem;
+mod random;
 mod suite;
 
 use std::sync::Arc;
