@@ -1,1 +1,5 @@
-fn main() {}
+//! The `flowswitch` command.
+
+fn main() -> std::process::ExitCode {
+    controller::cli::main()
+}

@@ -3,4 +3,6 @@
 //! `unsafe` code lives only in [`sys`]; everything else is safe Rust.
 
 pub mod ebpf;
+pub mod flow;
+pub mod packet;
 pub mod sys;

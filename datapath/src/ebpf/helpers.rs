@@ -77,7 +77,7 @@ impl HelperRegistry {
                 id: UNWIND,
                 name: "unwind",
                 args: [
-                    ArgKind::Any,
+                    ArgKind::Scalar,
                     ArgKind::Unused,
                     ArgKind::Unused,
                     ArgKind::Unused,

@@ -7,12 +7,16 @@
 
 pub mod alu;
 pub mod asm;
+pub mod bench;
 pub mod conformance;
+pub mod diff;
 pub mod disasm;
+pub mod engine;
 pub mod helpers;
 pub mod insn;
 pub mod interp;
 pub mod jit;
+pub mod testgen;
 pub mod verifier;
 pub mod vm;
 

@@ -1,0 +1,8 @@
+//! Flows: the flow key, the datapath's form of a flow (masked matches,
+//! priority, actions), and (next) the compiler from flows to eBPF programs.
+
+pub mod key;
+pub mod spec;
+
+pub use key::FlowKey;
+pub use spec::{Action, FlowSpec, Match, PortId, SetField};
