@@ -2,6 +2,7 @@
 //!
 //! `unsafe` code lives only in [`sys`]; everything else is safe Rust.
 
+pub mod classifier;
 pub mod ebpf;
 pub mod flow;
 pub mod packet;

@@ -72,6 +72,16 @@ pub enum Reason {
     },
     #[error("r0 is a {kind} at exit; a program must return a scalar")]
     PointerReturned { kind: PtrKind },
+    #[error("comparing r{reg} ({kind}) with {other} would depend on its address")]
+    PointerComparison {
+        reg: u8,
+        kind: PtrKind,
+        other: &'static str,
+    },
+    #[error("r{reg} ({kind}) can only be spilled whole, to an 8-aligned stack slot")]
+    PartialSpill { reg: u8, kind: PtrKind },
+    #[error("stack bytes at offset {off} hold part of a spilled pointer")]
+    PointerBytes { off: i64 },
     #[error("function returns a pointer into its own stack frame")]
     ReturnsOwnStack,
     #[error("storing r{reg} ({kind}) into {region} would leak a pointer")]
@@ -124,4 +134,6 @@ pub enum Reason {
     // Limits.
     #[error("program too complex: analysis stopped after {steps} steps")]
     TooComplex { steps: usize },
+    #[error("program too complex: more than {frames} stored call frames")]
+    TooManyStates { frames: usize },
 }

@@ -128,6 +128,51 @@ fn resolve(
     }
 }
 
+/// A ctx write must hit a [`CtxField::ScalarRw`] field that overlaps no
+/// packet-pointer field (the proofs about packet bounds trust those).
+fn ctx_writable(
+    layout: Option<&CtxLayout>,
+    off: i64,
+    size: u8,
+    kind: CtxField,
+) -> Result<(), Reason> {
+    let end = off + i64::from(size);
+    let overlaps_ptr = layout.is_some_and(|l| {
+        l.fields.iter().any(|&(o, s, k)| {
+            matches!(k, CtxField::PacketStart | CtxField::PacketEnd)
+                && (o as i64) < end
+                && off < (o + s) as i64
+        })
+    });
+    if kind != CtxField::ScalarRw || overlaps_ptr {
+        return Err(Reason::CtxReadOnly { off });
+    }
+    Ok(())
+}
+
+/// A narrow load from inside a spilled constant: its bytes (little-endian),
+/// zero- or sign-extended.
+fn spilled_bytes(stack: &Stack, off: i64, size: u8, signed: bool) -> Option<Reg> {
+    let slot = off.div_euclid(8) * 8;
+    let shift = u32::try_from(off - slot).ok()? * 8;
+    if off - slot + i64::from(size) > 8 {
+        return None;
+    }
+    let Some(Reg::Scalar(s)) = stack.spilled(slot) else {
+        return None;
+    };
+    let bits = u32::from(size) * 8;
+    let v = s.as_const()? >> shift;
+    let v = if bits >= 64 {
+        v
+    } else if signed {
+        (((v << (64 - bits)) as i64) >> (64 - bits)) as u64
+    } else {
+        v & ((1u64 << bits) - 1)
+    };
+    Some(Reg::Scalar(Scalar::constant(v)))
+}
+
 /// `dst = *(size *)(src + off)`.
 pub fn load(
     st: &mut State,
@@ -142,13 +187,25 @@ pub fn load(
     let value = match t {
         Target::Stack { frame, lo, hi } => {
             let stack = stack_of(st, frame)?;
-            if let Some(o) = stack.first_uninit(lo, hi + i64::from(size)) {
-                return Err(Reason::UninitStack { off: o });
-            }
+            let end = hi + i64::from(size);
             let spilled = (lo == hi && size == 8 && lo % 8 == 0)
                 .then(|| stack.spilled(lo))
                 .flatten();
-            spilled.unwrap_or(Reg::Scalar(Scalar::loaded(size, signed)))
+            if spilled.is_none() {
+                if let Some(o) = stack.ptr_overlap(lo, end) {
+                    return Err(Reason::PointerBytes { off: o });
+                }
+            }
+            if let Some(o) = stack.first_uninit(lo, end) {
+                return Err(Reason::UninitStack { off: o });
+            }
+            spilled
+                .or_else(|| {
+                    (lo == hi)
+                        .then(|| spilled_bytes(stack, lo, size, signed))
+                        .flatten()
+                })
+                .unwrap_or(Reg::Scalar(Scalar::loaded(size, signed)))
         }
         Target::Packet { .. } => Reg::Scalar(Scalar::loaded(size, signed)),
         Target::Ctx { kind, .. } => match (kind, size) {
@@ -189,6 +246,14 @@ pub fn store(
     let src = src.unwrap_or(dst);
     match t {
         Target::Stack { frame, lo, hi } => {
+            if let Reg::Ptr(p) = value {
+                if lo != hi || size != 8 || lo % 8 != 0 {
+                    return Err(Reason::PartialSpill {
+                        reg: src,
+                        kind: p.kind,
+                    });
+                }
+            }
             let stack = stack_of_mut(st, frame)?;
             let end = lo + i64::from(size);
             if lo != hi {
@@ -203,9 +268,7 @@ pub fn store(
         }
         Target::Packet { .. } => no_leak(&value, src, Region::Packet)?,
         Target::Ctx { off, kind } => {
-            if kind != CtxField::ScalarRw {
-                return Err(Reason::CtxReadOnly { off });
-            }
+            ctx_writable(layout, off, size, kind)?;
             no_leak(&value, src, Region::Ctx)?;
         }
     }
@@ -229,8 +292,12 @@ pub fn atomic(
     let t = resolve(st, layout, dst, off, size)?;
     match t {
         Target::Stack { frame, lo, hi } => {
+            no_leak(&value, src, Region::Stack)?;
             let stack = stack_of_mut(st, frame)?;
             let end = hi + i64::from(size);
+            if let Some(o) = stack.ptr_overlap(lo, end) {
+                return Err(Reason::PointerBytes { off: o });
+            }
             if let Some(o) = stack.first_uninit(lo, end) {
                 return Err(Reason::UninitStack { off: o });
             }
@@ -238,9 +305,7 @@ pub fn atomic(
         }
         Target::Packet { .. } => no_leak(&value, src, Region::Packet)?,
         Target::Ctx { off, kind } => {
-            if kind != CtxField::ScalarRw {
-                return Err(Reason::CtxReadOnly { off });
-            }
+            ctx_writable(layout, off, size, kind)?;
             no_leak(&value, src, Region::Ctx)?;
         }
     }

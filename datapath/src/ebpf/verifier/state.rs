@@ -2,7 +2,9 @@
 //! known about the packet, with the join and widening used at control-flow
 //! merges.
 
-use super::scalar::Scalar;
+use std::rc::Rc;
+
+use super::scalar::{Scalar, Thresholds};
 use crate::ebpf::insn::{NREGS, STACK_SIZE};
 use crate::ebpf::vm::Region;
 
@@ -99,16 +101,28 @@ pub enum Reg {
 }
 
 impl Reg {
-    fn join(&self, o: &Reg, widen: bool) -> Reg {
+    /// Joins `o` into `self`; returns whether `self` changed.
+    fn join_from(&mut self, o: &Reg, widen: Option<&Thresholds>) -> bool {
+        if self == o {
+            return false;
+        }
+        let j = self.join(o, widen);
+        if j == *self {
+            return false;
+        }
+        *self = j;
+        true
+    }
+
+    fn join(&self, o: &Reg, widen: Option<&Thresholds>) -> Reg {
         match (self, o) {
             (Reg::Uninit, _) | (_, Reg::Uninit) => Reg::Uninit,
             (Reg::Conflict, _) | (_, Reg::Conflict) => Reg::Conflict,
             (Reg::Scalar(a), Reg::Scalar(b)) => {
                 let j = a.join(b);
-                Reg::Scalar(if widen && j != *a {
-                    Scalar::widen(a, &j)
-                } else {
-                    j
+                Reg::Scalar(match widen {
+                    Some(th) if j != *a => Scalar::widen(a, &j, th),
+                    _ => j,
                 })
             }
             (Reg::Ptr(a), Reg::Ptr(b)) if a.kind == b.kind => {
@@ -117,7 +131,7 @@ impl Reg {
                     lo: a.lo.min(b.lo),
                     hi: a.hi.max(b.hi),
                 };
-                if widen && (p.lo != a.lo || p.hi != a.hi) {
+                if widen.is_some() && (p.lo != a.lo || p.hi != a.hi) {
                     p.lo = -OFF_LIMIT;
                     p.hi = OFF_LIMIT;
                 }
@@ -134,13 +148,19 @@ const FRAME: i64 = STACK_SIZE as i64;
 
 /// One stack frame: which bytes are initialised, and registers spilled to
 /// 8-aligned slots (kept with their full type).
+///
+/// Invariant: the bytes of a pointer are readable only as a whole spill.
+/// When a pointer spill is partly overwritten or lost in a join, its other
+/// bytes become uninitialised, so a program can never read address bits
+/// (which differ between engines and runs) as a number.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Stack {
     /// Bit `i` = byte at offset `i - 512` from the frame top is initialised.
     init: [u64; SLOTS / 8],
     /// `(slot, value)` sorted by slot; slot `s` covers offsets
     /// `[s*8 - 512, s*8 - 504)`.
-    spills: Vec<(u8, Reg)>,
+    /// Shared between clones until one of them changes it.
+    spills: Rc<Vec<(u8, Reg)>>,
 }
 
 /// Word and bit of the init bitmap for a frame offset (`None` outside the frame).
@@ -164,6 +184,42 @@ impl Stack {
         (lo..hi).find(|&o| !self.is_init(o))
     }
 
+    fn clear_init(&mut self, lo: i64, hi: i64) {
+        for o in lo..hi {
+            if let Some(word) = bit_of(o).and_then(|(w, b)| Some((self.init.get_mut(w)?, b))) {
+                *word.0 &= !(1 << word.1);
+            }
+        }
+    }
+
+    /// Makes the bytes of the slots in `mask` (bit `s` = slot `s`) uninitialised.
+    fn clear_slots(&mut self, mut mask: u64) {
+        while mask != 0 {
+            let s = i64::from(mask.trailing_zeros());
+            mask &= mask - 1;
+            let start = s * 8 - FRAME;
+            self.clear_init(start, start + 8);
+        }
+    }
+
+    /// Slots holding spilled pointers, as a bit mask.
+    fn ptr_slots(&self) -> u64 {
+        self.spills
+            .iter()
+            .filter(|(_, r)| matches!(r, Reg::Ptr(_)))
+            .fold(0, |m, &(s, _)| {
+                m | 1u64.checked_shl(u32::from(s)).unwrap_or(0)
+            })
+    }
+
+    /// Offset of the first spilled pointer overlapping `[lo, hi)`, if any.
+    pub fn ptr_overlap(&self, lo: i64, hi: i64) -> Option<i64> {
+        self.spills.iter().find_map(|&(s, r)| {
+            let start = i64::from(s) * 8 - FRAME;
+            (matches!(r, Reg::Ptr(_)) && start < hi && lo < start + 8).then_some(start)
+        })
+    }
+
     pub fn mark_init(&mut self, lo: i64, hi: i64) {
         for o in lo..hi {
             if let Some(word) = bit_of(o).and_then(|(w, b)| Some((self.init.get_mut(w)?, b))) {
@@ -172,13 +228,18 @@ impl Stack {
         }
     }
 
-    /// Forgets spilled types overlapping `[lo, hi)`; the bytes keep their
-    /// initialisation state.
+    /// Forgets spilled types overlapping `[lo, hi)`. Scalar bytes keep their
+    /// initialisation state; a pointer's bytes become uninitialised.
     pub fn clobber(&mut self, lo: i64, hi: i64) {
-        self.spills.retain(|&(s, _)| {
+        let outside = |&(s, _): &(u8, Reg)| {
             let start = i64::from(s) * 8 - FRAME;
             start + 8 <= lo || start >= hi
-        });
+        };
+        if !self.spills.iter().all(outside) {
+            let before = self.ptr_slots();
+            Rc::make_mut(&mut self.spills).retain(outside);
+            self.clear_slots(before & !self.ptr_slots());
+        }
     }
 
     /// Records an 8-byte register spill at the 8-aligned offset `off`.
@@ -187,7 +248,7 @@ impl Stack {
         self.mark_init(off, off + 8);
         let slot = ((off + FRAME) / 8) as u8;
         let at = self.spills.partition_point(|&(s, _)| s < slot);
-        self.spills.insert(at, (slot, v));
+        Rc::make_mut(&mut self.spills).insert(at, (slot, v));
     }
 
     /// The register spilled at the 8-aligned offset `off`, if any.
@@ -200,29 +261,46 @@ impl Stack {
             .map(|&(_, r)| r)
     }
 
-    /// Drops spilled pointers that `stale` says no longer point anywhere valid.
+    /// Drops spilled pointers that `stale` says no longer point anywhere
+    /// valid; their bytes become uninitialised.
     pub fn forget_ptrs(&mut self, stale: impl Fn(&Ptr) -> bool) {
-        self.spills
-            .retain(|(_, r)| !matches!(r, Reg::Ptr(p) if stale(p)));
+        let keep = |(_, r): &(u8, Reg)| !matches!(r, Reg::Ptr(p) if stale(p));
+        if !self.spills.iter().all(keep) {
+            let before = self.ptr_slots();
+            Rc::make_mut(&mut self.spills).retain(keep);
+            self.clear_slots(before & !self.ptr_slots());
+        }
     }
 
-    fn join(&self, o: &Stack, widen: bool) -> Stack {
-        let mut init = self.init;
-        for (w, b) in init.iter_mut().zip(&o.init) {
+    /// Joins `o` into `self`; returns whether `self` changed.
+    fn join_from(&mut self, o: &Stack, widen: Option<&Thresholds>) -> bool {
+        let init_before = self.init;
+        for (w, b) in self.init.iter_mut().zip(&o.init) {
             *w &= b;
         }
-        let mut spills = Vec::new();
-        for &(s, a) in &self.spills {
-            if let Ok(i) = o.spills.binary_search_by_key(&s, |&(t, _)| t) {
-                if let Some(&(_, b)) = o.spills.get(i) {
-                    let j = a.join(&b, widen);
-                    if matches!(j, Reg::Scalar(_) | Reg::Ptr(_)) {
-                        spills.push((s, j));
+        let mut changed = false;
+        if !(Rc::ptr_eq(&self.spills, &o.spills) || self.spills == o.spills) {
+            let ptrs = self.ptr_slots() | o.ptr_slots();
+            // Both lists are sorted by slot: walk them together.
+            let mut theirs = o.spills.iter().peekable();
+            Rc::make_mut(&mut self.spills).retain_mut(|(slot, mine)| {
+                while theirs.next_if(|(t, _)| t < slot).is_some() {}
+                match theirs.peek() {
+                    Some((t, other)) if t == slot => {
+                        changed |= mine.join_from(other, widen);
+                        matches!(mine, Reg::Scalar(_) | Reg::Ptr(_))
+                    }
+                    _ => {
+                        changed = true;
+                        false
                     }
                 }
-            }
+            });
+            // A pointer on either side that did not survive as a pointer:
+            // its bytes must not be readable as a number.
+            self.clear_slots(ptrs & !self.ptr_slots());
         }
-        Stack { init, spills }
+        changed || self.init != init_before
     }
 }
 
@@ -263,29 +341,24 @@ impl State {
         self.frames.last_mut()
     }
 
-    /// Least upper bound of two states of the same call context, widened
-    /// (bounds that moved go to their extremes) when `widen` is set.
-    pub fn join(&self, o: &State, widen: bool) -> State {
-        let frames = self
-            .frames
-            .iter()
-            .zip(&o.frames)
-            .map(|(a, b)| {
-                let mut regs = a.regs;
-                for (r, rb) in regs.iter_mut().zip(&b.regs) {
-                    *r = r.join(rb, widen);
-                }
-                Frame {
-                    regs,
-                    stack: a.stack.join(&b.stack, widen),
-                }
-            })
-            .collect();
+    /// Joins `o` (a state of the same call context) into `self`, widening
+    /// (bounds that moved jump to a threshold or their extreme) when `widen`
+    /// is given. Returns whether `self` changed.
+    pub fn join_from(&mut self, o: &State, widen: Option<&Thresholds>) -> bool {
+        let mut changed = false;
+        for (a, b) in self.frames.iter_mut().zip(&o.frames) {
+            for (r, rb) in a.regs.iter_mut().zip(&b.regs) {
+                changed |= r.join_from(rb, widen);
+            }
+            changed |= a.stack.join_from(&b.stack, widen);
+        }
         let mut pkt_min = self.pkt_min.min(o.pkt_min);
-        if widen && pkt_min != self.pkt_min {
+        if widen.is_some() && pkt_min != self.pkt_min {
             pkt_min = 0;
         }
-        State { frames, pkt_min }
+        changed |= pkt_min != self.pkt_min;
+        self.pkt_min = pkt_min;
+        changed
     }
 }
 
@@ -301,9 +374,14 @@ mod tests {
         assert_eq!(s.spilled(-16), Some(p));
         assert_eq!(s.first_uninit(-16, -8), None);
         assert_eq!(s.first_uninit(-17, -8), Some(-17));
+        // Overwriting part of a pointer leaves its other bytes unreadable.
         s.clobber(-12, -11);
         assert_eq!(s.spilled(-16), None);
-        assert_eq!(s.first_uninit(-16, -8), None);
+        assert_eq!(s.first_uninit(-16, -8), Some(-16));
+        // A scalar's bytes stay readable.
+        s.spill(-24, Reg::Scalar(Scalar::constant(3)));
+        s.clobber(-20, -19);
+        assert_eq!(s.first_uninit(-24, -16), None);
     }
 
     #[test]
@@ -319,7 +397,9 @@ mod tests {
         a.frames[0].regs[2] = Reg::Scalar(Scalar::constant(0));
         b.frames[0].regs[2] = Reg::Ptr(Ptr::at(PtrKind::Packet, 0));
         a.frames[0].stack.mark_init(-8, 0);
-        let j = a.join(&b, false);
+        let mut j = a.clone();
+        assert!(j.join_from(&b, None));
+        assert!(!j.clone().join_from(&j, None));
         assert_eq!(j.pkt_min, 14);
         match j.frames[0].regs[1] {
             Reg::Scalar(s) => assert!(s.contains(0) && s.contains(8) && !s.contains(4)),

@@ -238,7 +238,7 @@ pub fn jump(
             let f = scalar_edge(st, dst, src, fall);
             Ok((t, f))
         }
-        (Reg::Ptr(p), Reg::Ptr(q)) if wide => {
+        (Reg::Ptr(p), Reg::Ptr(q)) if wide && comparable(cond, &p, &q) => {
             let rel = Rel::of(cond);
             let mut t = st.clone();
             let mut f = st;
@@ -250,7 +250,53 @@ pub fn jump(
             }
             Ok((Some(t), Some(f)))
         }
-        _ => Ok((Some(st.clone()), Some(st))),
+        // A null check: no pointer is null, in either engine.
+        (Reg::Ptr(p), Reg::Scalar(s)) | (Reg::Scalar(s), Reg::Ptr(p))
+            if wide
+                && matches!(cond, Cond::Eq | Cond::Ne)
+                && s.as_const() == Some(0)
+                && p.bounded() =>
+        {
+            Ok((Some(st.clone()), Some(st)))
+        }
+        (Reg::Ptr(p), other) => Err(Reason::PointerComparison {
+            reg: dst,
+            kind: p.kind,
+            other: describe(&p, &other, wide, cond),
+        }),
+        (other, Reg::Ptr(q)) => Err(Reason::PointerComparison {
+            reg: src_reg(src, dst),
+            kind: q.kind,
+            other: describe(&q, &other, wide, cond),
+        }),
+        _ => Err(Reason::UninitRegister { reg: dst }),
+    }
+}
+
+/// Can `p COND q` be decided without knowing where the engine put the
+/// memory? Yes for pointers into the same region (and stack frame), or the
+/// packet and its end: equality always, order when neither offset is so
+/// large that the address could wrap around.
+fn comparable(cond: Cond, p: &Ptr, q: &Ptr) -> bool {
+    use PtrKind::{Packet, PacketEnd};
+    let same =
+        p.kind == q.kind || matches!((p.kind, q.kind), (Packet, PacketEnd) | (PacketEnd, Packet));
+    match cond {
+        Cond::Set => false,
+        Cond::Eq | Cond::Ne => same,
+        _ => same && p.bounded() && q.bounded(),
+    }
+}
+
+/// What a pointer was compared with, for [`Reason::PointerComparison`].
+fn describe(this: &Ptr, other: &Reg, wide: bool, cond: Cond) -> &'static str {
+    match other {
+        _ if !wide => "a 32-bit comparison",
+        _ if cond == Cond::Set => "jset",
+        _ if !this.bounded() => "its offset unknown",
+        Reg::Ptr(q) if !q.bounded() => "a pointer of unknown offset",
+        Reg::Scalar(_) => "a scalar other than a null check",
+        _ => "a pointer into another region",
     }
 }
 
