@@ -4,20 +4,65 @@
 //! quickly. `call local` is analysed per call site: every call chain is its
 //! own context, at most [`MAX_CALL_DEPTH`] deep.
 
-use std::collections::{BTreeSet, HashMap};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use super::cfg::{at, Cfg};
 use super::error::{Reason, VerifyError};
 use super::mem::{self, read, set};
-use super::scalar::Scalar;
+use super::scalar::{Scalar, Thresholds};
 use super::state::{Frame, Ptr, PtrKind, Reg, State};
 use super::step;
-use crate::ebpf::insn::{Insn, Op};
+use crate::ebpf::insn::{Insn, Op, Src};
 use crate::ebpf::vm::{Entry, MemAccess, MAX_CALL_DEPTH};
 use crate::ebpf::ProgEnv;
 
 /// Joins at one place before its state is widened.
 const WIDEN_AFTER: u32 = 3;
+/// Widenings at one place that may stop at thresholds; later ones go
+/// straight to the extremes (a loop over many compared constants would
+/// otherwise step through them one at a time).
+const THRESHOLD_WIDENINGS: u32 = 4;
+/// Analysis steps charged per call frame each time a state is joined or
+/// stored, so that the step cap also bounds time spent on large states.
+const STEPS_PER_FRAME_JOIN: usize = 8;
+
+/// Cap on call frames held in stored block states (about 800 bytes each),
+/// which bounds the analysis' memory for call-heavy programs.
+pub const MAX_STORED_FRAMES: usize = 1 << 14;
+
+/// Hasher for the small integer keys of the analysis' maps (SipHash's
+/// flooding resistance is not needed: keys are slot and context numbers,
+/// bounded by the analysis caps).
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(26) ^ v).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+
+    fn write_u32(&mut self, v: u32) {
+        self.write_u64(u64::from(v));
+    }
+
+    fn write_usize(&mut self, v: usize) {
+        self.write_u64(v as u64);
+    }
+}
+
+type Map<K, V> = HashMap<K, V, BuildHasherDefault<KeyHasher>>;
 
 /// A chain of `call local` sites.
 struct Context {
@@ -33,6 +78,8 @@ struct Context {
 struct Slot {
     state: State,
     changes: u32,
+    /// In the worklist already.
+    queued: bool,
 }
 
 /// How control leaves an instruction.
@@ -47,12 +94,20 @@ pub struct Analyzer<'a> {
     cfg: &'a Cfg,
     env: &'a ProgEnv,
     contexts: Vec<Context>,
-    context_ids: HashMap<(u32, usize), u32>,
-    slots: HashMap<(u32, usize), Slot>,
+    context_ids: Map<(u32, usize), u32>,
+    /// States of the entry function's blocks, by slot.
+    root_slots: Vec<Option<Slot>>,
+    /// States of blocks in called contexts.
+    call_slots: Map<(u32, usize), Slot>,
     /// Pending (slot, context) pairs, lowest slot first.
-    work: BTreeSet<(usize, u32)>,
+    work: BinaryHeap<Reverse<(usize, u32)>>,
     pub access: Vec<Option<MemAccess>>,
     pub callx: Vec<Option<u32>>,
+    /// Built on first use: most programs never widen.
+    thresholds: Option<Thresholds>,
+    /// No thresholds: widening to the extremes.
+    extremes: Thresholds,
+    stored_frames: usize,
     steps: usize,
     max_steps: usize,
 }
@@ -67,11 +122,15 @@ impl<'a> Analyzer<'a> {
                 call_pc: 0,
                 entry: 0,
             }],
-            context_ids: HashMap::new(),
-            slots: HashMap::new(),
-            work: BTreeSet::new(),
+            context_ids: Map::default(),
+            root_slots: std::iter::repeat_with(|| None).take(insns.len()).collect(),
+            call_slots: Map::default(),
+            work: BinaryHeap::new(),
             access: vec![None; insns.len()],
             callx: vec![None; insns.len()],
+            thresholds: None,
+            extremes: Thresholds::default(),
+            stored_frames: 0,
             steps: 0,
             max_steps,
         }
@@ -98,11 +157,20 @@ impl<'a> Analyzer<'a> {
     /// Runs the analysis to a fixed point.
     pub fn run(&mut self) -> Result<(), VerifyError> {
         let init = self.entry_state();
-        self.propagate(0, 0, init);
-        while let Some((pc, ctx)) = self.work.pop_first() {
-            let Some(state) = self.slots.get(&(ctx, pc)).map(|s| s.state.clone()) else {
-                continue;
+        self.propagate(0, 0, init).map_err(|r| VerifyError::At {
+            pc: 0,
+            insn: String::new(),
+            reason: r,
+        })?;
+        while let Some(Reverse((pc, ctx))) = self.work.pop() {
+            let slot = if ctx == 0 {
+                self.root_slots.get_mut(pc).and_then(Option::as_mut)
+            } else {
+                self.call_slots.get_mut(&(ctx, pc))
             };
+            let Some(slot) = slot else { continue };
+            slot.queued = false;
+            let state = slot.state.clone();
             self.run_block(ctx, pc, state)?;
         }
         Ok(())
@@ -110,26 +178,54 @@ impl<'a> Analyzer<'a> {
 
     /// Joins `st` into the state stored at (`ctx`, `pc`) and queues the
     /// block if that changed anything.
-    fn propagate(&mut self, ctx: u32, pc: usize, st: State) {
-        use std::collections::hash_map::Entry as E;
-        match self.slots.entry((ctx, pc)) {
-            E::Vacant(v) => {
-                v.insert(Slot {
+    fn propagate(&mut self, ctx: u32, pc: usize, st: State) -> Result<(), Reason> {
+        self.steps += st.frames.len() * STEPS_PER_FRAME_JOIN;
+        let existing = if ctx == 0 {
+            self.root_slots.get_mut(pc).and_then(Option::as_mut)
+        } else {
+            self.call_slots.get_mut(&(ctx, pc))
+        };
+        match existing {
+            Some(slot) => {
+                let widen = if slot.changes >= WIDEN_AFTER + THRESHOLD_WIDENINGS {
+                    Some(&self.extremes)
+                } else if slot.changes >= WIDEN_AFTER {
+                    Some(&*self.thresholds.get_or_insert_with(|| thresholds(self.cfg)))
+                } else {
+                    None
+                };
+                if !slot.state.join_from(&st, widen) {
+                    return Ok(());
+                }
+                slot.changes += 1;
+                if slot.queued {
+                    return Ok(());
+                }
+                slot.queued = true;
+            }
+            None => {
+                self.stored_frames += st.frames.len();
+                if self.stored_frames > MAX_STORED_FRAMES {
+                    return Err(Reason::TooManyStates {
+                        frames: MAX_STORED_FRAMES,
+                    });
+                }
+                let slot = Slot {
                     state: st,
                     changes: 0,
-                });
-            }
-            E::Occupied(mut o) => {
-                let slot = o.get_mut();
-                let joined = slot.state.join(&st, slot.changes >= WIDEN_AFTER);
-                if joined == slot.state {
-                    return;
+                    queued: true,
+                };
+                if ctx == 0 {
+                    if let Some(s) = self.root_slots.get_mut(pc) {
+                        *s = Some(slot);
+                    }
+                } else {
+                    self.call_slots.insert((ctx, pc), slot);
                 }
-                slot.state = joined;
-                slot.changes += 1;
             }
         }
-        self.work.insert((pc, ctx));
+        self.work.push(Reverse((pc, ctx)));
+        Ok(())
     }
 
     fn run_block(&mut self, ctx: u32, start: usize, mut st: State) -> Result<(), VerifyError> {
@@ -161,25 +257,35 @@ impl<'a> Analyzer<'a> {
                 .map_err(|r| at(pc, &op, r))?;
             match flow {
                 Flow::Next => {
-                    pc += op.slots();
-                    if self.cfg.leader.get(pc).copied().unwrap_or(true) {
-                        self.propagate(ctx, pc, st);
-                        return Ok(());
+                    let next = pc + op.slots();
+                    if self.cfg.leader.get(next).copied().unwrap_or(true) {
+                        return self.propagate(ctx, next, st).map_err(|r| at(pc, &op, r));
                     }
+                    pc = next;
                 }
                 Flow::Jump(t) => {
-                    self.propagate(ctx, t, st);
-                    return Ok(());
+                    return self.propagate(ctx, t, st).map_err(|r| at(pc, &op, r));
                 }
                 Flow::Branch(taken, fall) => {
                     let t = jump_target(pc, &op);
-                    if let Some(s) = fall {
-                        self.propagate(ctx, pc + 1, s);
-                    }
+                    let back_edge = taken.is_some() && t <= pc;
                     if let Some(s) = taken {
-                        self.propagate(ctx, t, s);
+                        self.propagate(ctx, t, s).map_err(|r| at(pc, &op, r))?;
                     }
-                    return Ok(());
+                    let next = pc + 1;
+                    let joins = self.cfg.leader.get(next).copied().unwrap_or(true);
+                    match fall {
+                        // Nothing else arrives there and no loop iteration is
+                        // pending before it: keep going in this block. (After
+                        // a back edge the loop runs to its fixed point first,
+                        // and the code after it is analysed once.)
+                        Some(s) if !joins && !back_edge => {
+                            st = s;
+                            pc = next;
+                        }
+                        Some(s) => return self.propagate(ctx, next, s).map_err(|r| at(pc, &op, r)),
+                        None => return Ok(()),
+                    }
                 }
                 Flow::Stop => return Ok(()),
             }
@@ -355,8 +461,7 @@ impl<'a> Analyzer<'a> {
                 id
             }
         };
-        self.propagate(id, target, st);
-        Ok(())
+        self.propagate(id, target, st)
     }
 
     fn exit(&mut self, ctx: u32, mut st: State) -> Result<(), Reason> {
@@ -394,9 +499,25 @@ impl<'a> Analyzer<'a> {
         for r in 1..=5 {
             set(&mut st, r, Reg::Uninit);
         }
-        self.propagate(parent, call_pc + 1, st);
-        Ok(())
+        self.propagate(parent, call_pc + 1, st)
     }
+}
+
+/// Widening thresholds: every immediate a conditional jump compares with,
+/// as a 64-bit value and as its low 32 bits.
+fn thresholds(cfg: &Cfg) -> Thresholds {
+    Thresholds::new(
+        cfg.ops
+            .iter()
+            .flatten()
+            .filter_map(|op| match *op {
+                Op::Jmp {
+                    src: Src::Imm(c), ..
+                } => Some([i64::from(c), i64::from(c as u32)]),
+                _ => None,
+            })
+            .flatten(),
+    )
 }
 
 /// Target slot of a jump or `call local` at `pc` (checked by [`super::cfg`]).

@@ -71,7 +71,7 @@ pub fn check(insns: &[Insn], env: &ProgEnv) -> Result<Cfg, VerifyError> {
             pc,
             insn: insns
                 .get(pc)
-                .map(|i| format!("raw {:#018x}", i.to_u64()))
+                .map(|i| format!(".raw {:#018x}", i.to_u64()))
                 .unwrap_or_default(),
             reason: Reason::Decode(e),
         })?;

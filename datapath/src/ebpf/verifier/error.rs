@@ -124,4 +124,6 @@ pub enum Reason {
     // Limits.
     #[error("program too complex: analysis stopped after {steps} steps")]
     TooComplex { steps: usize },
+    #[error("program too complex: more than {frames} stored call frames")]
+    TooManyStates { frames: usize },
 }

@@ -128,6 +128,28 @@ fn resolve(
     }
 }
 
+/// A ctx write must hit a [`CtxField::ScalarRw`] field that overlaps no
+/// packet-pointer field (the proofs about packet bounds trust those).
+fn ctx_writable(
+    layout: Option<&CtxLayout>,
+    off: i64,
+    size: u8,
+    kind: CtxField,
+) -> Result<(), Reason> {
+    let end = off + i64::from(size);
+    let overlaps_ptr = layout.is_some_and(|l| {
+        l.fields.iter().any(|&(o, s, k)| {
+            matches!(k, CtxField::PacketStart | CtxField::PacketEnd)
+                && (o as i64) < end
+                && off < (o + s) as i64
+        })
+    });
+    if kind != CtxField::ScalarRw || overlaps_ptr {
+        return Err(Reason::CtxReadOnly { off });
+    }
+    Ok(())
+}
+
 /// `dst = *(size *)(src + off)`.
 pub fn load(
     st: &mut State,
@@ -203,9 +225,7 @@ pub fn store(
         }
         Target::Packet { .. } => no_leak(&value, src, Region::Packet)?,
         Target::Ctx { off, kind } => {
-            if kind != CtxField::ScalarRw {
-                return Err(Reason::CtxReadOnly { off });
-            }
+            ctx_writable(layout, off, size, kind)?;
             no_leak(&value, src, Region::Ctx)?;
         }
     }
@@ -238,9 +258,7 @@ pub fn atomic(
         }
         Target::Packet { .. } => no_leak(&value, src, Region::Packet)?,
         Target::Ctx { off, kind } => {
-            if kind != CtxField::ScalarRw {
-                return Err(Reason::CtxReadOnly { off });
-            }
+            ctx_writable(layout, off, size, kind)?;
             no_leak(&value, src, Region::Ctx)?;
         }
     }

@@ -2,14 +2,37 @@
 //! with the facts the engines rely on.
 //!
 //! Two passes:
-//! 1. [`cfg`]: structural checks (decoding, registers, jump targets, helper
-//!    ids, no fall-through past the end).
-//! 2. [`analyze`]: abstract interpretation over the control-flow graph,
-//!    tracking for every register whether it is uninitialised, a scalar
-//!    (bounds and known bits, see [`scalar`]) or a pointer into the context,
-//!    the stack, or the packet, plus per-byte stack initialisation. Every
-//!    load, store and atomic gets its region and whether it needs a run-time
-//!    bounds check (`Program.access`).
+//! 1. `cfg`: structural checks (decoding, registers, r10 read-only, jump
+//!    and call targets, no fall-through past the end, helper ids, no map
+//!    `lddw`).
+//! 2. `analyze`: abstract interpretation over the control-flow graph.
+//!    Every register is uninitialised, a scalar (unsigned and signed bounds
+//!    plus known bits, see `scalar` and `tnum`) or a pointer into the
+//!    context, a stack frame, or the packet (with an offset range), or the
+//!    packet end; each stack frame tracks per-byte initialisation and
+//!    8-byte register spills. States are joined where control flow merges
+//!    and widened (first to the constants the program compares against) so
+//!    loops converge. Conditional jumps refine their operands on both edges
+//!    and edges that cannot be taken are not followed. `call local` is
+//!    analysed per call chain (each chain of call sites is its own context).
+//!
+//! Every load, store and atomic gets its region and whether it needs a
+//! run-time bounds check (`Program.access`): stack and ctx accesses are
+//! always proven; a packet access is proven when its offset range plus size
+//! lies within the packet length established by a comparison (`len < N`
+//! on [`crate::ebpf::Entry::MemLen`]'s r2, or kernel-style `pkt + N > end`).
+//!
+//! Limits: the analysis stops with [`Reason::TooComplex`] after
+//! [`MAX_STEPS`] steps and with [`Reason::TooManyStates`] when stored
+//! states would hold more than [`MAX_STORED_FRAMES`] call frames; static
+//! call chains deeper than [`crate::ebpf::vm::MAX_CALL_DEPTH`] are rejected,
+//! recursion is left to the run-time depth check.
+//!
+//! Assumptions the proofs make of the engines: the ctx buffer is at least
+//! `CtxLayout::size` bytes, its packet-pointer fields hold what
+//! [`crate::ebpf::vm::fill_ctx_pointers`] wrote (the program cannot write
+//! them; helpers must not either), and each call level gets its own
+//! 512-byte frame.
 //!
 //! Errors name the instruction index, the instruction and a structured
 //! [`Reason`].
@@ -29,6 +52,7 @@ mod tests;
 
 use std::sync::Arc;
 
+pub use analyze::MAX_STORED_FRAMES;
 pub use error::{Reason, VerifyError};
 pub use state::PtrKind;
 

@@ -73,9 +73,27 @@ impl Scalar {
             Scalar::UNKNOWN
         } else if signed {
             let half = 1i64 << (bits - 1);
-            Scalar::srange(-half, half - 1)
+            Scalar {
+                umin: 0,
+                umax: u64::MAX,
+                smin: -half,
+                smax: half - 1,
+                bits: Tnum::UNKNOWN,
+                pkt_len: false,
+            }
         } else {
-            Scalar::urange(0, (1u64 << bits) - 1)
+            let max = (1u64 << bits) - 1;
+            Scalar {
+                umin: 0,
+                umax: max,
+                smin: 0,
+                smax: max as i64,
+                bits: Tnum {
+                    value: 0,
+                    mask: max,
+                },
+                pkt_len: false,
+            }
         }
     }
 
@@ -106,7 +124,18 @@ impl Scalar {
 
     /// Tightens every bound from the others; `None` if the set is empty.
     pub fn normalize(mut self) -> Option<Scalar> {
-        for _ in 0..2 {
+        if let Some(v) = self.as_const() {
+            // A single value: every other bound must allow it.
+            let ok = self.smin <= v as i64 && v as i64 <= self.smax && self.bits.contains(v);
+            return ok.then_some(Scalar {
+                pkt_len: self.pkt_len,
+                ..Scalar::constant(v)
+            });
+        }
+        // Each round only tightens; a few rounds reach the fixed point in
+        // practice, and stopping earlier is still sound.
+        for _ in 0..4 {
+            let before = self;
             self.umin = self.umin.max(self.bits.umin());
             self.umax = self.umax.min(self.bits.umax());
             self.smin = self.smin.max(self.bits.smin());
@@ -130,6 +159,9 @@ impl Scalar {
             self.bits = self
                 .bits
                 .intersect(Tnum::from_range(self.umin, self.umax))?;
+            if self == before {
+                break;
+            }
         }
         Some(self)
     }
@@ -152,21 +184,22 @@ impl Scalar {
         }
     }
 
-    /// Widening: every bound of `joined` that moved past `old` goes to its
-    /// extreme, so repeated joins at a loop head stabilise quickly.
-    pub fn widen(old: &Scalar, joined: &Scalar) -> Scalar {
+    /// Widening: every bound of `joined` that moved past `old` jumps to the
+    /// next threshold (or its extreme), so repeated joins at a loop head
+    /// stabilise in a few steps.
+    pub fn widen(old: &Scalar, joined: &Scalar, th: &Thresholds) -> Scalar {
         let mut w = *joined;
         if w.umin < old.umin {
-            w.umin = 0;
+            w.umin = th.down_u(w.umin);
         }
         if w.umax > old.umax {
-            w.umax = u64::MAX;
+            w.umax = th.up_u(w.umax);
         }
         if w.smin < old.smin {
-            w.smin = i64::MIN;
+            w.smin = th.down_s(w.smin);
         }
         if w.smax > old.smax {
-            w.smax = i64::MAX;
+            w.smax = th.up_s(w.smax);
         }
         if w.bits != old.bits {
             w.bits = Tnum::UNKNOWN;
@@ -240,6 +273,58 @@ impl Scalar {
             ..Scalar::UNKNOWN
         }
         .normalized()
+    }
+}
+
+/// Values widening may stop at instead of jumping to an extreme: the
+/// constants the program compares against, and their neighbours. Loop
+/// counters then widen to the loop bound.
+#[derive(Debug, Clone, Default)]
+pub struct Thresholds {
+    u: Vec<u64>,
+    s: Vec<i64>,
+}
+
+impl Thresholds {
+    pub fn new(consts: impl IntoIterator<Item = i64>) -> Thresholds {
+        let mut t = Thresholds::default();
+        for c in consts {
+            for v in [c.wrapping_sub(1), c, c.wrapping_add(1)] {
+                t.s.push(v);
+                t.u.push(v as u64);
+            }
+        }
+        t.s.sort_unstable();
+        t.s.dedup();
+        t.u.sort_unstable();
+        t.u.dedup();
+        t
+    }
+
+    fn up_u(&self, v: u64) -> u64 {
+        let i = self.u.partition_point(|&t| t < v);
+        self.u.get(i).copied().unwrap_or(u64::MAX)
+    }
+
+    fn down_u(&self, v: u64) -> u64 {
+        let i = self.u.partition_point(|&t| t <= v);
+        i.checked_sub(1)
+            .and_then(|i| self.u.get(i))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    fn up_s(&self, v: i64) -> i64 {
+        let i = self.s.partition_point(|&t| t < v);
+        self.s.get(i).copied().unwrap_or(i64::MAX)
+    }
+
+    fn down_s(&self, v: i64) -> i64 {
+        let i = self.s.partition_point(|&t| t <= v);
+        i.checked_sub(1)
+            .and_then(|i| self.s.get(i))
+            .copied()
+            .unwrap_or(i64::MIN)
     }
 }
 
@@ -612,8 +697,10 @@ mod tests {
             }
             let j = a.join(&b);
             prop_assert!(j.contains(x) && j.contains(y));
-            let w = Scalar::widen(&a, &j);
-            prop_assert!(w.contains(x) && w.contains(y));
+            for th in [Thresholds::default(), Thresholds::new([x as i64, 3, -7, y2 as i64])] {
+                let w = Scalar::widen(&a, &j, &th);
+                prop_assert!(w.contains(x) && w.contains(y));
+            }
         }
 
         #[test]

@@ -2,7 +2,9 @@
 //! known about the packet, with the join and widening used at control-flow
 //! merges.
 
-use super::scalar::Scalar;
+use std::rc::Rc;
+
+use super::scalar::{Scalar, Thresholds};
 use crate::ebpf::insn::{NREGS, STACK_SIZE};
 use crate::ebpf::vm::Region;
 
@@ -99,16 +101,28 @@ pub enum Reg {
 }
 
 impl Reg {
-    fn join(&self, o: &Reg, widen: bool) -> Reg {
+    /// Joins `o` into `self`; returns whether `self` changed.
+    fn join_from(&mut self, o: &Reg, widen: Option<&Thresholds>) -> bool {
+        if self == o {
+            return false;
+        }
+        let j = self.join(o, widen);
+        if j == *self {
+            return false;
+        }
+        *self = j;
+        true
+    }
+
+    fn join(&self, o: &Reg, widen: Option<&Thresholds>) -> Reg {
         match (self, o) {
             (Reg::Uninit, _) | (_, Reg::Uninit) => Reg::Uninit,
             (Reg::Conflict, _) | (_, Reg::Conflict) => Reg::Conflict,
             (Reg::Scalar(a), Reg::Scalar(b)) => {
                 let j = a.join(b);
-                Reg::Scalar(if widen && j != *a {
-                    Scalar::widen(a, &j)
-                } else {
-                    j
+                Reg::Scalar(match widen {
+                    Some(th) if j != *a => Scalar::widen(a, &j, th),
+                    _ => j,
                 })
             }
             (Reg::Ptr(a), Reg::Ptr(b)) if a.kind == b.kind => {
@@ -117,7 +131,7 @@ impl Reg {
                     lo: a.lo.min(b.lo),
                     hi: a.hi.max(b.hi),
                 };
-                if widen && (p.lo != a.lo || p.hi != a.hi) {
+                if widen.is_some() && (p.lo != a.lo || p.hi != a.hi) {
                     p.lo = -OFF_LIMIT;
                     p.hi = OFF_LIMIT;
                 }
@@ -140,7 +154,8 @@ pub struct Stack {
     init: [u64; SLOTS / 8],
     /// `(slot, value)` sorted by slot; slot `s` covers offsets
     /// `[s*8 - 512, s*8 - 504)`.
-    spills: Vec<(u8, Reg)>,
+    /// Shared between clones until one of them changes it.
+    spills: Rc<Vec<(u8, Reg)>>,
 }
 
 /// Word and bit of the init bitmap for a frame offset (`None` outside the frame).
@@ -175,10 +190,13 @@ impl Stack {
     /// Forgets spilled types overlapping `[lo, hi)`; the bytes keep their
     /// initialisation state.
     pub fn clobber(&mut self, lo: i64, hi: i64) {
-        self.spills.retain(|&(s, _)| {
+        let outside = |&(s, _): &(u8, Reg)| {
             let start = i64::from(s) * 8 - FRAME;
             start + 8 <= lo || start >= hi
-        });
+        };
+        if !self.spills.iter().all(outside) {
+            Rc::make_mut(&mut self.spills).retain(outside);
+        }
     }
 
     /// Records an 8-byte register spill at the 8-aligned offset `off`.
@@ -187,7 +205,7 @@ impl Stack {
         self.mark_init(off, off + 8);
         let slot = ((off + FRAME) / 8) as u8;
         let at = self.spills.partition_point(|&(s, _)| s < slot);
-        self.spills.insert(at, (slot, v));
+        Rc::make_mut(&mut self.spills).insert(at, (slot, v));
     }
 
     /// The register spilled at the 8-aligned offset `off`, if any.
@@ -202,27 +220,39 @@ impl Stack {
 
     /// Drops spilled pointers that `stale` says no longer point anywhere valid.
     pub fn forget_ptrs(&mut self, stale: impl Fn(&Ptr) -> bool) {
-        self.spills
-            .retain(|(_, r)| !matches!(r, Reg::Ptr(p) if stale(p)));
+        let keep = |(_, r): &(u8, Reg)| !matches!(r, Reg::Ptr(p) if stale(p));
+        if !self.spills.iter().all(keep) {
+            Rc::make_mut(&mut self.spills).retain(keep);
+        }
     }
 
-    fn join(&self, o: &Stack, widen: bool) -> Stack {
-        let mut init = self.init;
-        for (w, b) in init.iter_mut().zip(&o.init) {
-            *w &= b;
+    /// Joins `o` into `self`; returns whether `self` changed.
+    fn join_from(&mut self, o: &Stack, widen: Option<&Thresholds>) -> bool {
+        let mut changed = false;
+        for (w, b) in self.init.iter_mut().zip(&o.init) {
+            let n = *w & b;
+            changed |= n != *w;
+            *w = n;
         }
-        let mut spills = Vec::new();
-        for &(s, a) in &self.spills {
-            if let Ok(i) = o.spills.binary_search_by_key(&s, |&(t, _)| t) {
-                if let Some(&(_, b)) = o.spills.get(i) {
-                    let j = a.join(&b, widen);
-                    if matches!(j, Reg::Scalar(_) | Reg::Ptr(_)) {
-                        spills.push((s, j));
-                    }
+        if Rc::ptr_eq(&self.spills, &o.spills) || self.spills == o.spills {
+            return changed;
+        }
+        // Both lists are sorted by slot: walk them together.
+        let mut theirs = o.spills.iter().peekable();
+        Rc::make_mut(&mut self.spills).retain_mut(|(slot, mine)| {
+            while theirs.next_if(|(t, _)| t < slot).is_some() {}
+            match theirs.peek() {
+                Some((t, other)) if t == slot => {
+                    changed |= mine.join_from(other, widen);
+                    matches!(mine, Reg::Scalar(_) | Reg::Ptr(_))
+                }
+                _ => {
+                    changed = true;
+                    false
                 }
             }
-        }
-        Stack { init, spills }
+        });
+        changed
     }
 }
 
@@ -263,29 +293,24 @@ impl State {
         self.frames.last_mut()
     }
 
-    /// Least upper bound of two states of the same call context, widened
-    /// (bounds that moved go to their extremes) when `widen` is set.
-    pub fn join(&self, o: &State, widen: bool) -> State {
-        let frames = self
-            .frames
-            .iter()
-            .zip(&o.frames)
-            .map(|(a, b)| {
-                let mut regs = a.regs;
-                for (r, rb) in regs.iter_mut().zip(&b.regs) {
-                    *r = r.join(rb, widen);
-                }
-                Frame {
-                    regs,
-                    stack: a.stack.join(&b.stack, widen),
-                }
-            })
-            .collect();
+    /// Joins `o` (a state of the same call context) into `self`, widening
+    /// (bounds that moved jump to a threshold or their extreme) when `widen`
+    /// is given. Returns whether `self` changed.
+    pub fn join_from(&mut self, o: &State, widen: Option<&Thresholds>) -> bool {
+        let mut changed = false;
+        for (a, b) in self.frames.iter_mut().zip(&o.frames) {
+            for (r, rb) in a.regs.iter_mut().zip(&b.regs) {
+                changed |= r.join_from(rb, widen);
+            }
+            changed |= a.stack.join_from(&b.stack, widen);
+        }
         let mut pkt_min = self.pkt_min.min(o.pkt_min);
-        if widen && pkt_min != self.pkt_min {
+        if widen.is_some() && pkt_min != self.pkt_min {
             pkt_min = 0;
         }
-        State { frames, pkt_min }
+        changed |= pkt_min != self.pkt_min;
+        self.pkt_min = pkt_min;
+        changed
     }
 }
 
@@ -319,7 +344,9 @@ mod tests {
         a.frames[0].regs[2] = Reg::Scalar(Scalar::constant(0));
         b.frames[0].regs[2] = Reg::Ptr(Ptr::at(PtrKind::Packet, 0));
         a.frames[0].stack.mark_init(-8, 0);
-        let j = a.join(&b, false);
+        let mut j = a.clone();
+        assert!(j.join_from(&b, None));
+        assert!(!j.clone().join_from(&j, None));
         assert_eq!(j.pkt_min, 14);
         match j.frames[0].regs[1] {
             Reg::Scalar(s) => assert!(s.contains(0) && s.contains(8) && !s.contains(4)),

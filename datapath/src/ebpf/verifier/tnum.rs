@@ -25,7 +25,6 @@ impl Tnum {
     }
 
     /// Does the set this tnum describes contain `v`?
-    #[cfg(test)]
     pub fn contains(self, v: u64) -> bool {
         (v & !self.mask) == self.value
     }

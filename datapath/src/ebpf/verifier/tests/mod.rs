@@ -1,5 +1,14 @@
 //! Verifier tests: the conformance suite, one test per rejection class,
-//! precision checks and a no-panic property test.
+//! precision checks, soundness against the interpreter and a no-panic
+//! property test. Shared helpers live here.
+
+mod calls;
+mod flow;
+mod memory;
+mod robustness;
+mod soundness;
+mod structure;
+mod types;
 
 use std::sync::Arc;
 
@@ -8,7 +17,9 @@ use crate::ebpf::asm::assemble;
 use crate::ebpf::conformance;
 use crate::ebpf::helpers::{ArgKind, Helper, HelperCtx, HelperExit, HelperRegistry};
 use crate::ebpf::insn::{CodecError, Insn, Op};
+use crate::ebpf::interp;
 use crate::ebpf::vm::{CtxField, CtxLayout, Entry, MemAccess, Region};
+use crate::ebpf::vm::{RunError, RunInput};
 use crate::ebpf::{ProgEnv, Program};
 
 fn mem_env() -> Arc<ProgEnv> {
@@ -112,6 +123,17 @@ fn whole_conformance_suite_verifies_with_annotations() {
                     if matches!(op, Some(Op::CallX { .. })) {
                         assert!(p.callx[pc].is_some(), "{}: callx at {pc}", f.display());
                     }
+                }
+                // A proven access never fails at run time.
+                let mut mem = case.mem.clone();
+                if let Err(RunError::OutOfBounds { pc, .. }) =
+                    interp::run(&p, RunInput::mem(&mut mem))
+                {
+                    assert!(
+                        acc(&p, pc).guard,
+                        "{}: proven access {pc} failed",
+                        f.display()
+                    );
                 }
             }
             Ok(_) => {}

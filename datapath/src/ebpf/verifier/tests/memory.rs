@@ -1,0 +1,232 @@
+//! Stack, packet and ctx accesses.
+
+use super::*;
+
+#[test]
+fn stack_accesses_must_stay_in_the_frame() {
+    let (pc, r, text) = reject("stw [%r10-516], 1\nmov %r0, 0\nexit");
+    assert_eq!(
+        (pc, r),
+        (
+            0,
+            Reason::StackOutOfFrame {
+                lo: -516,
+                hi: -516,
+                size: 4
+            }
+        )
+    );
+    assert!(text.contains("[-516, -516]"), "{text}");
+    let (_, r, _) = reject("stb [%r10], 1\nmov %r0, 0\nexit");
+    assert_eq!(
+        r,
+        Reason::StackOutOfFrame {
+            lo: 0,
+            hi: 0,
+            size: 1
+        }
+    );
+    let (_, r, _) = reject("stdw [%r10-4], 1\nmov %r0, 0\nexit");
+    assert_eq!(
+        r,
+        Reason::StackOutOfFrame {
+            lo: -4,
+            hi: -4,
+            size: 8
+        }
+    );
+    // Edges of the frame are fine.
+    let p = accept("stdw [%r10-512], 1\nstb [%r10-1], 1\nmov %r0, 0\nexit");
+    assert_eq!(acc(&p, 0), STACK);
+    // A variable offset that may leave the frame.
+    let (_, r, _) =
+        reject("ldxb %r3, [%r1]\nmov %r2, %r10\nsub %r2, %r3\nstb [%r2-300], 1\nmov %r0, 0\nexit");
+    assert_eq!(
+        r,
+        Reason::StackOutOfFrame {
+            lo: -555,
+            hi: -300,
+            size: 1
+        }
+    );
+}
+
+#[test]
+fn uninitialised_stack_bytes_cannot_be_read() {
+    let (pc, r, _) = reject("ldxdw %r0, [%r10-8]\nexit");
+    assert_eq!((pc, r), (0, Reason::UninitStack { off: -8 }));
+    let (_, r, _) = reject("stw [%r10-8], 1\nldxdw %r0, [%r10-8]\nexit");
+    assert_eq!(r, Reason::UninitStack { off: -4 });
+    let (_, r, _) = reject("stw [%r10-8], 1\nmov %r0, 0\nlock add32 [%r10-6], %r0\nexit");
+    assert_eq!(r, Reason::UninitStack { off: -4 });
+    // Initialised on one path only.
+    let (_, r, _) = reject("jeq %r2, 0, +1\nstdw [%r10-8], 1\nldxdw %r0, [%r10-8]\nexit");
+    assert_eq!(r, Reason::UninitStack { off: -8 });
+    accept("sth [%r10-2], 1\nldxh %r0, [%r10-2]\nexit");
+}
+
+#[test]
+fn spills_keep_pointer_types() {
+    let p =
+        accept("stxdw [%r10-16], %r1\nmov %r1, 0\nldxdw %r3, [%r10-16]\nldxb %r0, [%r3+2]\nexit");
+    assert_eq!(acc(&p, 0), STACK);
+    assert_eq!(acc(&p, 3), PKT_GUARDED);
+    // A partial overwrite turns the slot into plain bytes.
+    let (_, r, _) = reject(
+        "stxdw [%r10-16], %r1\nstb [%r10-12], 0\nldxdw %r3, [%r10-16]\nldxb %r0, [%r3]\nexit",
+    );
+    assert_eq!(r, Reason::ScalarAsPointer { reg: 3 });
+    // A spilled scalar keeps its bounds: this index stays inside the frame.
+    accept(
+        "ldxb %r3, [%r1]\nand %r3, 7\nstxdw [%r10-8], %r3\nldxdw %r4, [%r10-8]\n\
+         mov %r5, %r10\nsub %r5, %r4\nstb [%r5-16], 1\nmov %r0, 0\nexit",
+    );
+}
+
+#[test]
+fn variable_stack_offsets_use_known_bits() {
+    // stack.data with an unknown index: lookup[x % 2] with 8-byte entries.
+    let p = accept(
+        "ldxb %r1, [%r1]\nstdw [%r10-16], 0xab\nstdw [%r10-8], 0xcd\n\
+         and %r1, 1\nlsh %r1, 3\nmov %r2, %r10\nadd %r2, %r1\nldxdw %r0, [%r2-16]\nexit",
+    );
+    assert_eq!(acc(&p, 7), STACK);
+    // x % 4 could index past the table and out of the frame.
+    let (pc, r, _) = reject(
+        "ldxb %r1, [%r1]\nstdw [%r10-16], 0xab\nstdw [%r10-8], 0xcd\n\
+         and %r1, 3\nlsh %r1, 3\nmov %r2, %r10\nadd %r2, %r1\nldxdw %r0, [%r2-16]\nexit",
+    );
+    assert_eq!(
+        (pc, r),
+        (
+            7,
+            Reason::StackOutOfFrame {
+                lo: -16,
+                hi: 8,
+                size: 8
+            }
+        )
+    );
+    // In the frame but over uninitialised bytes.
+    let (_, r, _) = reject(
+        "ldxb %r1, [%r1]\nstdw [%r10-16], 0xab\nand %r1, 1\nlsh %r1, 3\n\
+         mov %r2, %r10\nadd %r2, %r1\nldxdw %r0, [%r2-16]\nexit",
+    );
+    assert_eq!(r, Reason::UninitStack { off: -8 });
+}
+
+#[test]
+fn packet_accesses_are_guarded_unless_proven() {
+    // MemLen: nothing is known about the length.
+    let p = accept("ldxh %r0, [%r1+12]\nexit");
+    assert_eq!(acc(&p, 0), PKT_GUARDED);
+    // Comparing the length register proves it.
+    let p = accept(
+        "mov %r0, 0\njlt %r2, 14, +3\nldxh %r0, [%r1+12]\nldxw %r3, [%r1+12]\nstb [%r1+13], 1\nexit",
+    );
+    assert_eq!(acc(&p, 2), PKT_PROVEN);
+    assert_eq!(acc(&p, 3), PKT_GUARDED, "bytes 12..16 exceed 14");
+    assert_eq!(acc(&p, 4), PKT_PROVEN);
+    // pkt + len is the packet end; a kernel-style check on it proves bounds.
+    let p = accept(
+        "mov %r3, %r1\nadd %r3, %r2\nmov %r4, %r1\nadd %r4, 20\nmov %r0, 0\n\
+         jgt %r4, %r3, +2\nldxw %r0, [%r1+16]\nldxw %r0, [%r1+17]\nexit",
+    );
+    assert_eq!(acc(&p, 6), PKT_PROVEN);
+    assert_eq!(acc(&p, 7), PKT_GUARDED);
+    // Proven on one path only: guarded.
+    let p = accept("mov %r0, 0\njlt %r2, 4, +0\nldxw %r0, [%r1]\nexit");
+    assert_eq!(acc(&p, 2), PKT_GUARDED);
+    // Negative offsets are never proven.
+    let p = accept("mov %r0, 0\njlt %r2, 4, +1\nldxb %r0, [%r1-1]\nexit");
+    assert_eq!(acc(&p, 2), PKT_GUARDED);
+}
+
+#[test]
+fn ctx_packet_pointers_get_kernel_style_bounds() {
+    let env = ctx_env();
+    let src = "ldxdw %r2, [%r1+0]\nldxdw %r3, [%r1+8]\nmov %r0, 0\n\
+               mov %r4, %r2\nadd %r4, 14\njgt %r4, %r3, +3\n\
+               ldxh %r0, [%r2+12]\nldxw %r5, [%r2+12]\nldxb %r5, [%r4-1]\nexit";
+    let p = accept_in(&env, src);
+    assert_eq!(acc(&p, 0), CTX);
+    assert_eq!(acc(&p, 1), CTX);
+    assert_eq!(acc(&p, 6), PKT_PROVEN);
+    assert_eq!(acc(&p, 7), PKT_GUARDED);
+    assert_eq!(acc(&p, 8), PKT_PROVEN);
+    // The reversed comparison proves the same on its taken edge.
+    let p = accept_in(
+        &env,
+        "ldxdw %r2, [%r1+0]\nldxdw %r3, [%r1+8]\nmov %r0, 0\nmov %r4, %r2\nadd %r4, 8\n\
+         jge %r3, %r4, +1\nexit\nldxdw %r0, [%r2]\nexit",
+    );
+    assert_eq!(acc(&p, 7), PKT_PROVEN);
+    // The packet end cannot be dereferenced or moved.
+    let (_, r, _) = reject_in(&env, "ldxdw %r3, [%r1+8]\nldxb %r0, [%r3-1]\nexit");
+    assert_eq!(r, Reason::PacketEndAccess { reg: 3 });
+    let (_, r, _) = reject_in(&env, "ldxdw %r3, [%r1+8]\nsub %r3, 1\nmov %r0, 0\nexit");
+    assert!(matches!(r, Reason::PointerArithmetic { reg: 3, .. }));
+}
+
+#[test]
+fn ctx_accesses_must_match_a_field() {
+    let env = ctx_env();
+    let p = accept_in(
+        &env,
+        "ldxw %r0, [%r1+16]\nstw [%r1+20], 1\nstxdw [%r1+24], %r0\nmov %r2, %r1\nadd %r2, 16\n\
+         ldxw %r3, [%r2+4]\nexit",
+    );
+    for pc in [0, 1, 2, 5] {
+        assert_eq!(acc(&p, pc), CTX, "pc {pc}");
+    }
+    let (_, r, _) = reject_in(&env, "ldxh %r0, [%r1+16]\nexit");
+    assert_eq!(r, Reason::CtxNoField { off: 16, size: 2 });
+    let (_, r, _) = reject_in(&env, "ldxw %r0, [%r1+18]\nexit");
+    assert_eq!(r, Reason::CtxNoField { off: 18, size: 4 });
+    let (_, r, _) = reject_in(&env, "ldxdw %r0, [%r1+32]\nexit");
+    assert_eq!(r, Reason::CtxNoField { off: 32, size: 8 });
+    let (_, r, _) = reject_in(&env, "stw [%r1+16], 1\nmov %r0, 0\nexit");
+    assert_eq!(r, Reason::CtxReadOnly { off: 16 });
+    let (_, r, _) = reject_in(&env, "mov %r0, 0\nstxdw [%r1+0], %r0\nexit");
+    assert_eq!(r, Reason::CtxReadOnly { off: 0 });
+    let (_, r, text) = reject_in(
+        &env,
+        "ldxw %r2, [%r1+16]\nand %r2, 4\nadd %r1, %r2\nldxw %r0, [%r1+16]\nexit",
+    );
+    assert_eq!(
+        r,
+        Reason::CtxVariableOffset {
+            reg: 1,
+            lo: 16,
+            hi: 20
+        }
+    );
+    assert!(text.starts_with("insn 3: ldxw %r0, [%r1+16]: "), "{text}");
+    // Atomics only on writable fields.
+    accept_in(&env, "mov %r0, 1\nlock add32 [%r1+20], %r0\nexit");
+    let (_, r, _) = reject_in(&env, "mov %r0, 1\nlock add32 [%r1+16], %r0\nexit");
+    assert_eq!(r, Reason::CtxReadOnly { off: 16 });
+}
+
+#[test]
+fn ctx_fields_overlapping_packet_pointers_are_not_writable() {
+    let env = Arc::new(ProgEnv {
+        entry: Entry::Ctx(CtxLayout {
+            size: 16,
+            fields: vec![
+                (0, 8, CtxField::PacketStart),
+                (8, 8, CtxField::PacketEnd),
+                (4, 8, CtxField::ScalarRw),
+                (12, 4, CtxField::ScalarRw),
+            ],
+        }),
+        helpers: HelperRegistry::standard(),
+        budget: 10,
+    });
+    let (_, r, _) = reject_in(&env, "stdw [%r1+4], 0\nmov %r0, 0\nexit");
+    assert_eq!(r, Reason::CtxReadOnly { off: 4 });
+    let (_, r, _) = reject_in(&env, "stw [%r1+12], 0\nmov %r0, 0\nexit");
+    assert_eq!(r, Reason::CtxReadOnly { off: 12 });
+    // Reading them is fine.
+    accept_in(&env, "ldxdw %r0, [%r1+4]\nexit");
+}
