@@ -1,22 +1,26 @@
 //! Entering JIT-compiled eBPF code, and the trampoline through which that
 //! code calls helpers.
 //!
-//! The JIT (`crate::ebpf::jit`) generates, per arena, an *entry routine* and,
-//! per program, a *body*. [`enter`] fills a [`VmCtx`] on its own stack and
-//! calls the entry routine as `extern "sysv64" fn(*mut VmCtx, body) -> u64`.
-//! The routine saves the callee-saved registers, loads the eBPF registers from
-//! the `VmCtx`, records the native stack pointer (for error exits and the call
-//! depth limit) and calls the body; the body's final `exit` returns r0 to it.
-//! Errors are reported by the body storing a status, the instruction index and
-//! details into the `VmCtx` and unwinding to the recorded stack pointer.
+//! A compiled program body is a function
+//! `extern "sysv64" fn(r1, r2, vm: *mut VmCtx, fp, budget) -> u64` returning
+//! r0: r1 and r2 arrive where eBPF keeps them (rdi, rsi), `fp` is the initial
+//! r10 and `budget` the run-time budget. The body saves the callee-saved
+//! registers it uses, keeps the `VmCtx` pointer in r12 and the remaining
+//! budget in r9. eBPF r0..r10 live in rax, rdi, rsi, rdx, rcx, r8, rbx, r13,
+//! r14, r15, rbp; r10 and r11 are scratch.
 //!
-//! Register use of the generated code: eBPF r0..r10 live in rax, rdi, rsi,
-//! rdx, rcx, r8, rbx, r13, r14, r15, rbp; r12 holds the `VmCtx` pointer; r9,
-//! r10 and r11 are scratch. A helper call passes r1..r5 in the SysV argument
-//! registers they already occupy and the `VmCtx` in r9 (the sixth argument).
+//! Errors: the body stores the instruction index and details into the
+//! `VmCtx`, sets `status` and returns; [`enter`] turns that into a
+//! [`RawError`] and resets `status`, so it is `OK` whenever a run starts.
 //!
-//! The layout of [`VmCtx`] is shared with the code generator through the
-//! offsets in [`off`].
+//! A helper call passes r1..r5 in the SysV argument registers they already
+//! occupy and the `VmCtx` in r9 (the sixth argument); the budget is parked in
+//! `VmCtx.budget` around it.
+//!
+//! The `VmCtx` and the eBPF stack live together in a [`RunState`], allocated
+//! once and reused by every run on it. [`enter`] fills only what the program
+//! needs ([`Needs`]). The layout of [`VmCtx`] is shared with the code
+//! generator through the offsets in [`off`].
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -34,9 +38,9 @@ pub mod status {
     pub const CALL_DEPTH: u64 = 3;
     /// `err_a` = the helper id that was asked for.
     pub const UNKNOWN_HELPER: u64 = 4;
-    /// `err_a` = helper id; the reason is in `RawExit::fault`.
+    /// `err_a` = helper id; the reason is in `RawError::fault`.
     pub const HELPER_FAULT: u64 = 5;
-    /// A helper ended the program with `HelperExit::Exit`: r0 = `exit_value`.
+    /// A helper ended the program with `HelperExit::Exit`: r0 = `err_a`.
     pub const HELPER_EXIT: u64 = 6;
 }
 
@@ -62,45 +66,45 @@ pub struct RegionBounds {
 }
 
 impl RegionBounds {
-    fn new(start: u64, len: usize) -> Self {
+    #[inline]
+    fn set(&mut self, start: u64, len: usize) {
         let len = len as u64;
         let lim = |size: u64| (len + 1).saturating_sub(size);
-        RegionBounds {
+        *self = RegionBounds {
             start,
             len,
             lim: [lim(1), lim(2), lim(4), lim(8)],
-        }
+        };
     }
 }
 
-/// Per-run state shared between [`enter`], the generated code and the
-/// helper trampoline. Lives on `enter`'s stack for one run.
+/// State shared between [`enter`], the generated code and the helper
+/// trampoline. Addresses are stored as integers: they are only meaningful
+/// during the run that set them.
 #[repr(C)]
+#[derive(Debug, Default)]
 pub struct VmCtx {
     regions: [RegionBounds; 3],
-    /// Remaining budget (back edges and local calls).
+    /// The budget while a helper runs (the code keeps it in r9 otherwise).
     budget: u64,
     /// A local call is refused when the native stack pointer is at or below this.
     call_limit: u64,
     /// Native stack pointer inside the body at depth 0 (it points at the
-    /// return address into the entry routine): error exits restore it and `ret`.
+    /// return address into the prologue): error exits restore it and `ret`.
     entry_rsp: u64,
     status: u64,
     err_pc: u64,
     err_a: u64,
     err_b: u64,
-    /// Initial r1, r2, r10.
-    r1: u64,
-    r2: u64,
-    fp: u64,
     /// Index into `helpers` of the helper being called, or [`PENDING_DYNAMIC`].
     pending: u64,
     /// Helper id for a dynamic call.
     pending_id: u64,
-    exit_value: u64,
-    helpers: *const (u32, HelperFn),
+    /// `*const (u32, HelperFn)` and length of the helper table.
+    helpers: usize,
     helpers_len: usize,
-    registry: *const HelperRegistry,
+    /// `*const HelperRegistry`, for dynamic calls.
+    registry: usize,
     fault: Option<String>,
 }
 
@@ -132,11 +136,56 @@ pub mod off {
     pub const ERR_PC: i32 = i(offset_of!(VmCtx, err_pc));
     pub const ERR_A: i32 = i(offset_of!(VmCtx, err_a));
     pub const ERR_B: i32 = i(offset_of!(VmCtx, err_b));
-    pub const R1: i32 = i(offset_of!(VmCtx, r1));
-    pub const R2: i32 = i(offset_of!(VmCtx, r2));
-    pub const FP: i32 = i(offset_of!(VmCtx, fp));
     pub const PENDING: i32 = i(offset_of!(VmCtx, pending));
     pub const PENDING_ID: i32 = i(offset_of!(VmCtx, pending_id));
+}
+
+/// The eBPF stack: all frames, 16-byte aligned.
+#[repr(C, align(16))]
+struct StackBuf([u8; STACK_TOTAL]);
+
+/// Everything a run works in besides the program and its input: the
+/// `VmCtx` and the eBPF stack. One per thread, reused across runs.
+#[repr(C)]
+pub struct RunState {
+    vm: VmCtx,
+    stack: StackBuf,
+}
+
+impl RunState {
+    pub fn new() -> Box<RunState> {
+        let mut st = Box::new(RunState {
+            vm: VmCtx::default(),
+            stack: StackBuf([0; STACK_TOTAL]),
+        });
+        let start = st.stack.0.as_ptr() as u64;
+        st.vm.regions[REGION_STACK].set(start, STACK_TOTAL);
+        st
+    }
+
+    /// The eBPF stack (frame k is `[STACK_TOTAL - (k+1)*512, STACK_TOTAL - k*512)`).
+    pub fn stack_mut(&mut self) -> &mut [u8; STACK_TOTAL] {
+        &mut self.stack.0
+    }
+}
+
+/// What the generated code of one program reads from the `VmCtx`, so
+/// [`enter`] fills only that.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Needs {
+    /// Bounds of the packet / context / stack region (guarded accesses;
+    /// helpers see packet and context).
+    pub pkt: bool,
+    pub ctx: bool,
+    pub stack: bool,
+    /// The helper table and registry.
+    pub helpers: bool,
+}
+
+impl Needs {
+    pub fn any(&self) -> bool {
+        self.pkt || self.ctx || self.stack || self.helpers
+    }
 }
 
 /// What r1 holds at entry.
@@ -148,14 +197,13 @@ pub enum EntryArg {
     Ctx,
 }
 
-/// Everything one run needs besides the code.
+/// Everything one run needs besides the code and the [`RunState`].
 pub struct EnterArgs<'a> {
-    /// The eBPF stack (all frames); r10 starts at its end.
-    pub stack: &'a mut [u64; STACK_TOTAL / 8],
     pub pkt: &'a mut [u8],
     pub ctx: &'a mut [u8],
     pub entry: EntryArg,
     pub budget: u64,
+    pub needs: Needs,
     /// Helpers called by a fixed id, indexed by the value the code stores in
     /// `pending`.
     pub helpers: &'a [(u32, HelperFn)],
@@ -163,78 +211,109 @@ pub struct EnterArgs<'a> {
     pub registry: &'a HelperRegistry,
 }
 
-/// How a run ended, as the generated code and trampoline reported it.
+/// How a run that did not return normally ended, as the generated code and
+/// the trampoline reported it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RawExit {
-    /// r0 when the body returned (meaningless after an error exit).
-    pub r0: u64,
-    /// One of [`status`].
+pub struct RawError {
+    /// One of [`status`], not `OK`.
     pub status: u64,
     pub err_pc: u64,
     pub err_a: u64,
     pub err_b: u64,
-    pub exit_value: u64,
     pub fault: Option<String>,
 }
 
-/// Runs a compiled program to completion.
+/// Runs a compiled program to completion and returns r0.
 ///
 /// `entry` comes from the JIT, which is the only code able to create an
-/// [`ExecEntry`]: its entry routine and body follow the contract in the
-/// module documentation.
-pub fn enter(entry: &ExecEntry, args: EnterArgs<'_>) -> RawExit {
-    let stack_ptr = args.stack.as_mut_ptr().cast::<u8>();
-    let stack_start = stack_ptr as u64;
-    let pkt_ptr = args.pkt.as_mut_ptr();
-    let ctx_ptr = args.ctx.as_mut_ptr();
+/// [`ExecEntry`]: its body follows the contract in the module documentation.
+#[inline]
+pub fn enter(entry: &ExecEntry, st: &mut RunState, args: EnterArgs<'_>) -> Result<u64, RawError> {
     let (r1, r2) = match args.entry {
-        EntryArg::MemLen => (pkt_ptr as u64, args.pkt.len() as u64),
-        EntryArg::Ctx => (ctx_ptr as u64, 0),
+        EntryArg::MemLen => (args.pkt.as_mut_ptr() as u64, args.pkt.len() as u64),
+        EntryArg::Ctx => (args.ctx.as_mut_ptr() as u64, 0),
     };
-    let mut vm = VmCtx {
-        regions: [
-            RegionBounds::new(stack_start, STACK_TOTAL),
-            RegionBounds::new(ctx_ptr as u64, args.ctx.len()),
-            RegionBounds::new(pkt_ptr as u64, args.pkt.len()),
-        ],
-        budget: args.budget,
-        call_limit: 0,
-        entry_rsp: 0,
-        status: status::OK,
-        err_pc: 0,
-        err_a: 0,
-        err_b: 0,
-        r1,
-        r2,
-        fp: stack_start + STACK_TOTAL as u64,
-        pending: 0,
-        pending_id: 0,
-        exit_value: 0,
-        helpers: args.helpers.as_ptr(),
-        helpers_len: args.helpers.len(),
-        registry: args.registry as *const HelperRegistry,
-        fault: None,
-    };
-    type EntryFn = extern "sysv64" fn(*mut VmCtx, u64) -> u64;
-    // SAFETY: `stub_addr` is the address of the entry routine inside a sealed
+    if args.needs.any() {
+        let stack_start = st.stack.0.as_ptr() as u64;
+        prepare(&mut st.vm, stack_start, &args);
+    }
+    call(entry, st, r1, r2, args.budget)
+}
+
+/// [`enter`] for a [`EntryArg::MemLen`] program that needs nothing from the
+/// `VmCtx` but its error fields ([`Needs::any`] is false): the fast path.
+#[inline]
+pub fn enter_mem(
+    entry: &ExecEntry,
+    st: &mut RunState,
+    pkt: &mut [u8],
+    budget: u64,
+) -> Result<u64, RawError> {
+    call(entry, st, pkt.as_mut_ptr() as u64, pkt.len() as u64, budget)
+}
+
+#[inline]
+fn call(
+    entry: &ExecEntry,
+    st: &mut RunState,
+    r1: u64,
+    r2: u64,
+    budget: u64,
+) -> Result<u64, RawError> {
+    let fp = st.stack.0.as_mut_ptr() as u64 + STACK_TOTAL as u64;
+    let vm = &mut st.vm;
+    type BodyFn = extern "sysv64" fn(u64, u64, *mut VmCtx, u64, u64) -> u64;
+    // SAFETY: `body_addr` is the start of a program body inside a sealed
     // read+execute arena that `entry` keeps alive for this call; the JIT
     // generated it with exactly this signature and calling convention.
-    let f: EntryFn = unsafe { std::mem::transmute::<usize, EntryFn>(entry.stub_addr()) };
+    let f: BodyFn = unsafe { std::mem::transmute::<usize, BodyFn>(entry.body_addr()) };
     // The generated code touches only: the VmCtx (through the pointer passed
     // here), the stack, packet and context buffers (through addresses derived
-    // from the exclusively borrowed slices above, every access either proven
-    // in bounds by the verifier or checked against `vm.regions`), and its own
-    // native stack frames. It reaches Rust only through `helper_trampoline`.
-    let r0 = f(std::ptr::addr_of_mut!(vm), entry.body_addr() as u64);
-    RawExit {
-        r0,
+    // from the exclusively borrowed slices the callers of `call` hold and
+    // from `st`, every access either proven in bounds by the verifier or
+    // checked against `vm.regions`), and its own native stack frames. It
+    // reaches Rust only through `helper_trampoline`.
+    let r0 = f(r1, r2, std::ptr::addr_of_mut!(*vm), fp, budget);
+    if vm.status != status::OK {
+        return Err(take_error(vm));
+    }
+    Ok(r0)
+}
+
+/// Fills what the program reads from the `VmCtx` for this run.
+#[cold]
+#[inline(never)]
+fn prepare(vm: &mut VmCtx, stack_start: u64, args: &EnterArgs<'_>) {
+    let needs = args.needs;
+    if needs.pkt || needs.helpers {
+        vm.regions[REGION_PACKET].set(args.pkt.as_ptr() as u64, args.pkt.len());
+    }
+    if needs.ctx || needs.helpers {
+        vm.regions[REGION_CTX].set(args.ctx.as_ptr() as u64, args.ctx.len());
+    }
+    if needs.stack {
+        vm.regions[REGION_STACK].start = stack_start;
+    }
+    if needs.helpers {
+        vm.helpers = args.helpers.as_ptr() as usize;
+        vm.helpers_len = args.helpers.len();
+        vm.registry = args.registry as *const HelperRegistry as usize;
+    }
+}
+
+/// Takes the error the code reported and resets `status` for the next run.
+#[cold]
+#[inline(never)]
+fn take_error(vm: &mut VmCtx) -> RawError {
+    let e = RawError {
         status: vm.status,
         err_pc: vm.err_pc,
         err_a: vm.err_a,
         err_b: vm.err_b,
-        exit_value: vm.exit_value,
         fault: vm.fault.take(),
-    }
+    };
+    vm.status = status::OK;
+    e
 }
 
 /// Address of the helper trampoline, for the code generator.
@@ -255,14 +334,15 @@ extern "sysv64" fn helper_trampoline(
     vm: *mut VmCtx,
 ) -> u64 {
     // SAFETY: generated code passes the pointer `enter` handed to it; that
-    // VmCtx lives in `enter`'s frame, which is below us on the stack, and
-    // nothing else references it while this function runs (the generated
-    // code is suspended in the call).
+    // VmCtx is borrowed mutably by `enter`, which is below us on the stack,
+    // and nothing else references it while this function runs (the
+    // generated code is suspended in the call).
     let vm = unsafe { &mut *vm };
     let found = if vm.pending == PENDING_DYNAMIC {
-        // SAFETY: `registry` comes from the `&HelperRegistry` in `EnterArgs`,
+        // SAFETY: `enter` stored the address of the `&HelperRegistry` in
+        // `EnterArgs` (programs that call helpers always have `needs.helpers`),
         // borrowed for the whole of `enter`.
-        let registry = unsafe { &*vm.registry };
+        let registry = unsafe { &*(vm.registry as *const HelperRegistry) };
         u32::try_from(vm.pending_id)
             .ok()
             .and_then(|id| registry.get(id))
@@ -270,7 +350,9 @@ extern "sysv64" fn helper_trampoline(
     } else {
         // SAFETY: `helpers`/`helpers_len` come from the slice in `EnterArgs`,
         // borrowed for the whole of `enter`.
-        let table = unsafe { std::slice::from_raw_parts(vm.helpers, vm.helpers_len) };
+        let table = unsafe {
+            std::slice::from_raw_parts(vm.helpers as *const (u32, HelperFn), vm.helpers_len)
+        };
         usize::try_from(vm.pending)
             .ok()
             .and_then(|i| table.get(i))
@@ -288,10 +370,10 @@ extern "sysv64" fn helper_trampoline(
     vm.err_a = u64::from(id);
     let pkt = &vm.regions[REGION_PACKET];
     let ctx = &vm.regions[REGION_CTX];
-    // SAFETY: both regions were set by `enter` from exclusively borrowed
-    // slices (pointer and length) that outlive this call; the generated code
-    // is suspended, so these are the only live references to the buffers,
-    // and they are dropped before we return to it.
+    // SAFETY: both regions were set by `enter` for this run from exclusively
+    // borrowed slices (pointer and length) that outlive this call; the
+    // generated code is suspended, so these are the only live references to
+    // the buffers, and they are dropped before we return to it.
     let mut hctx = unsafe {
         HelperCtx {
             pkt: std::slice::from_raw_parts_mut(pkt.start as *mut u8, pkt.len as usize),
@@ -305,7 +387,7 @@ extern "sysv64" fn helper_trampoline(
         Ok(Ok(v)) => v,
         Ok(Err(HelperExit::Exit(v))) => {
             vm.status = status::HELPER_EXIT;
-            vm.exit_value = v;
+            vm.err_a = v;
             v
         }
         Ok(Err(HelperExit::Fault(reason))) => {

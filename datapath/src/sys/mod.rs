@@ -2,6 +2,7 @@
 //! JIT, calls into JIT code, and (later) TAP ioctls and namespace calls.
 //! Every `unsafe` block carries a `// SAFETY:` comment.
 
+#[cfg(target_arch = "x86_64")]
 pub mod exec;
 #[cfg(target_arch = "x86_64")]
 pub mod jitcall;

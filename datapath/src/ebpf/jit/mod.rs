@@ -27,15 +27,19 @@ use std::sync::Arc;
 
 use thiserror::Error;
 
-use super::insn::{Op, R10, STACK_SIZE};
-use super::vm::{Region, RunError, RunInput, STACK_TOTAL};
+use super::insn::Op;
+#[cfg(target_arch = "x86_64")]
+use super::insn::{R10, STACK_SIZE};
+#[cfg(target_arch = "x86_64")]
+use super::vm::{Region, STACK_TOTAL};
+use super::vm::{RunError, RunInput};
 use super::Program;
 #[cfg(target_arch = "x86_64")]
 use super::{helpers::HelperFn, vm, Entry, ProgEnv};
 #[cfg(target_arch = "x86_64")]
 use crate::sys::exec::{ExecArena, ExecEntry};
 #[cfg(target_arch = "x86_64")]
-use crate::sys::jitcall::{self, status, EnterArgs, EntryArg, RawExit};
+use crate::sys::jitcall::{self, status, EnterArgs, EntryArg, Needs, RawError, RunState};
 
 /// Why a program could not be compiled. Verified programs only fail on
 /// resource exhaustion ([`JitError::Map`]); the other variants describe
@@ -71,16 +75,19 @@ pub enum JitError {
     Map(String),
 }
 
-/// Per-thread working memory for runs: the eBPF stack. Reusing one across
-/// runs avoids an allocation per run (see [`JitProgram::run_with`]).
+/// Per-thread working memory for runs: the eBPF stack and the state the
+/// generated code shares with Rust. Reusing one across runs avoids an
+/// allocation per run (see [`JitProgram::run_with`]).
 pub struct JitScratch {
-    stack: Box<[u64; STACK_TOTAL / 8]>,
+    #[cfg(target_arch = "x86_64")]
+    state: Box<RunState>,
 }
 
 impl JitScratch {
     pub fn new() -> Self {
         JitScratch {
-            stack: Box::new([0; STACK_TOTAL / 8]),
+            #[cfg(target_arch = "x86_64")]
+            state: RunState::new(),
         }
     }
 }
@@ -100,7 +107,7 @@ thread_local! {
 pub struct ArenaInfo {
     /// Address of the arena's first byte: equal for programs sharing an arena.
     pub base: usize,
-    /// Bytes of code in the arena (all programs plus the entry routine).
+    /// Bytes of code in the arena (all its programs).
     pub code_bytes: usize,
     /// Bytes mapped for it (whole pages).
     pub mapped_bytes: usize,
@@ -120,6 +127,14 @@ struct Native {
     entry: ExecEntry,
     env: Arc<ProgEnv>,
     helpers: Box<[(u32, HelperFn)]>,
+    /// `env.entry` is `Entry::Ctx`.
+    ctx_entry: bool,
+    /// Runs need set-up (context entry, stack zeroing or `needs.any()`).
+    slow: bool,
+    /// `env.budget`.
+    budget: u64,
+    /// What the code reads from the run state besides the stack.
+    needs: Needs,
     /// Bytes at the top of the eBPF stack to zero before each run.
     stack_zero: usize,
 }
@@ -142,37 +157,55 @@ impl JitProgram {
 
     /// Runs the program on `input` using `scratch` for its stack.
     #[cfg(target_arch = "x86_64")]
-    pub fn run_with(
-        &self,
-        scratch: &mut JitScratch,
-        mut input: RunInput<'_>,
-    ) -> Result<u64, RunError> {
+    #[inline]
+    pub fn run_with(&self, scratch: &mut JitScratch, input: RunInput<'_>) -> Result<u64, RunError> {
         let n = &self.native;
-        let entry = match &n.env.entry {
-            Entry::MemLen => EntryArg::MemLen,
-            Entry::Ctx(layout) => {
-                vm::fill_ctx_pointers(layout, &mut input);
-                EntryArg::Ctx
-            }
-        };
-        let words = n.stack_zero.div_ceil(8);
-        let stack_len = scratch.stack.len();
-        if let Some(top) = scratch.stack.get_mut(stack_len.saturating_sub(words)..) {
-            top.fill(0);
+        if n.slow {
+            return self.run_slow(scratch, input);
         }
-        let raw = jitcall::enter(
+        match jitcall::enter_mem(&n.entry, &mut scratch.state, input.pkt, n.budget) {
+            Ok(r0) => Ok(r0),
+            Err(e) => run_error(e),
+        }
+    }
+
+    /// `run_with` for programs that need run-time set-up: a context, stack
+    /// zeroing, guarded regions or helpers.
+    #[cfg(target_arch = "x86_64")]
+    #[inline(never)]
+    fn run_slow(&self, scratch: &mut JitScratch, mut input: RunInput<'_>) -> Result<u64, RunError> {
+        let n = &self.native;
+        let entry = if n.ctx_entry {
+            self.fill_ctx(&mut input);
+            EntryArg::Ctx
+        } else {
+            EntryArg::MemLen
+        };
+        if n.stack_zero > 0 {
+            zero_stack_top(&mut scratch.state, n.stack_zero);
+        }
+        jitcall::enter(
             &n.entry,
+            &mut scratch.state,
             EnterArgs {
-                stack: &mut scratch.stack,
                 pkt: input.pkt,
                 ctx: input.ctx,
                 entry,
-                budget: n.env.budget,
+                budget: n.budget,
+                needs: n.needs,
                 helpers: &n.helpers,
                 registry: &n.env.helpers,
             },
-        );
-        outcome(raw)
+        )
+        .or_else(run_error)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[cold]
+    fn fill_ctx(&self, input: &mut RunInput<'_>) {
+        if let Entry::Ctx(layout) = &self.native.env.entry {
+            vm::fill_ctx_pointers(layout, input);
+        }
     }
 
     /// Runs the program on `input` (the interpreter: no JIT on this target).
@@ -214,8 +247,8 @@ impl JitProgram {
         }
     }
 
-    /// All machine code of the arena this program lives in: the shared
-    /// entry routine and every program compiled with it.
+    /// All machine code of the arena this program lives in: every program
+    /// compiled with it.
     pub fn arena_code(&self) -> &[u8] {
         #[cfg(target_arch = "x86_64")]
         {
@@ -228,14 +261,27 @@ impl JitProgram {
     }
 }
 
-/// Converts how the code ended into the interpreter's result.
+/// Zeroes the top `bytes` of the eBPF stack.
 #[cfg(target_arch = "x86_64")]
-fn outcome(raw: RawExit) -> Result<u64, RunError> {
+#[cold]
+fn zero_stack_top(state: &mut RunState, bytes: usize) {
+    let stack = state.stack_mut();
+    let from = stack.len().saturating_sub(bytes);
+    if let Some(top) = stack.get_mut(from..) {
+        top.fill(0);
+    }
+}
+
+/// Converts an error exit of the code into the interpreter's error (or, for
+/// a helper's `Exit`, its result).
+#[cfg(target_arch = "x86_64")]
+#[cold]
+#[inline(never)]
+fn run_error(raw: RawError) -> Result<u64, RunError> {
     let pc = raw.err_pc as usize;
-    match raw.status {
-        status::OK => Ok(raw.r0),
-        status::HELPER_EXIT => Ok(raw.exit_value),
-        status::OUT_OF_BOUNDS => Err(RunError::OutOfBounds {
+    Err(match raw.status {
+        status::HELPER_EXIT => return Ok(raw.err_a),
+        status::OUT_OF_BOUNDS => RunError::OutOfBounds {
             pc,
             region: match raw.err_b as usize & 0xff {
                 jitcall::REGION_STACK => Region::Stack,
@@ -244,16 +290,16 @@ fn outcome(raw: RawExit) -> Result<u64, RunError> {
             },
             offset: raw.err_a as i64,
             size: (raw.err_b >> 8) as u8,
-        }),
-        status::BUDGET => Err(RunError::Budget { pc }),
-        status::CALL_DEPTH => Err(RunError::CallDepth { pc }),
-        status::UNKNOWN_HELPER => Err(RunError::UnknownHelper { pc, id: raw.err_a }),
-        _ => Err(RunError::HelperFault {
+        },
+        status::BUDGET => RunError::Budget { pc },
+        status::CALL_DEPTH => RunError::CallDepth { pc },
+        status::UNKNOWN_HELPER => RunError::UnknownHelper { pc, id: raw.err_a },
+        _ => RunError::HelperFault {
             pc,
             id: raw.err_a as u32,
             reason: raw.fault.unwrap_or_default(),
-        }),
-    }
+        },
+    })
 }
 
 /// Compiles one program into its own arena.
@@ -263,8 +309,8 @@ pub fn compile(prog: &Program) -> Result<JitProgram, JitError> {
         .ok_or_else(|| JitError::Assemble("no program came out of the batch".into()))
 }
 
-/// Compiles many programs into one shared executable arena (one mapping,
-/// one entry routine), so each costs only its own code bytes. The result has
+/// Compiles many programs into one shared executable arena (one mapping),
+/// so each costs only its own code bytes. The result has
 /// one [`JitProgram`] per input, in order.
 #[cfg(target_arch = "x86_64")]
 pub fn compile_many(progs: &[&Program]) -> Result<Vec<JitProgram>, JitError> {
@@ -272,7 +318,6 @@ pub fn compile_many(progs: &[&Program]) -> Result<Vec<JitProgram>, JitError> {
         return Ok(Vec::new());
     }
     let mut a = x86::Asm::new(0);
-    x86::emit_entry(&mut a);
     let mut parts = Vec::with_capacity(progs.len());
     for prog in progs {
         check_shape(prog)?;
@@ -287,7 +332,7 @@ pub fn compile_many(progs: &[&Program]) -> Result<Vec<JitProgram>, JitError> {
         .iter()
         .zip(parts)
         .map(|(prog, part)| {
-            let entry = ExecEntry::new(arena.clone(), 0, part.body, part.len).ok_or_else(|| {
+            let entry = ExecEntry::new(arena.clone(), part.body, part.len).ok_or_else(|| {
                 JitError::Assemble(format!(
                     "program at {}+{} lies outside the {}-byte arena",
                     part.body,
@@ -295,12 +340,18 @@ pub fn compile_many(progs: &[&Program]) -> Result<Vec<JitProgram>, JitError> {
                     arena.len()
                 ))
             })?;
+            let ctx_entry = matches!(prog.env.entry, Entry::Ctx(_));
+            let stack_zero = stack_zero_bytes(prog);
             Ok(JitProgram {
                 native: Native {
                     entry,
                     env: prog.env.clone(),
+                    ctx_entry,
+                    slow: ctx_entry || stack_zero > 0 || part.needs.any(),
+                    budget: prog.env.budget,
                     helpers: part.helpers.into_boxed_slice(),
-                    stack_zero: stack_zero_bytes(prog),
+                    needs: part.needs,
+                    stack_zero,
                 },
             })
         })
@@ -360,6 +411,7 @@ fn check_shape(prog: &Program) -> Result<(), JitError> {
 /// that never touch the stack need none; programs whose stack accesses are
 /// all proven, r10-relative and without local calls need only the lowest
 /// offset they use; anything else gets the whole stack.
+#[cfg(target_arch = "x86_64")]
 fn stack_zero_bytes(prog: &Program) -> usize {
     let mut lowest: i64 = 0;
     let mut any = false;

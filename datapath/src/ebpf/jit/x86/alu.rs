@@ -42,6 +42,12 @@ impl Gen<'_> {
             AluOp::Mul => match (wide, s) {
                 (true, Opnd::R(r)) => dynasm!(self.a ; .arch x64 ; imul Rq(d), Rq(r)),
                 (false, Opnd::R(r)) => dynasm!(self.a ; .arch x64 ; imul Rd(d), Rd(r)),
+                (true, Opnd::I(i)) if i8::try_from(i).is_ok() => {
+                    dynasm!(self.a ; .arch x64 ; imul Rq(d), Rq(d), BYTE i as i8)
+                }
+                (false, Opnd::I(i)) if i8::try_from(i).is_ok() => {
+                    dynasm!(self.a ; .arch x64 ; imul Rd(d), Rd(d), BYTE i as i8)
+                }
                 (true, Opnd::I(i)) => dynasm!(self.a ; .arch x64 ; imul Rq(d), Rq(d), DWORD i),
                 (false, Opnd::I(i)) => dynasm!(self.a ; .arch x64 ; imul Rd(d), Rd(d), DWORD i),
             },
@@ -181,11 +187,15 @@ impl Gen<'_> {
                 }
             }
         }
-        if d != RAX {
-            dynasm!(self.a ; .arch x64 ; mov r9, rax ; mov rax, Rq(d));
-        }
-        if d != RDX {
+        // The dividend goes to rax and rdx is free for the high half; eBPF
+        // r0/r3 (rax/rdx) are kept in r10 or, for r0, in dst itself (which
+        // is overwritten by the result anyway). r9 holds the budget.
+        if d == RAX {
             dynasm!(self.a ; .arch x64 ; mov r10, rdx);
+        } else if d == RDX {
+            dynasm!(self.a ; .arch x64 ; mov r10, rax ; mov rax, rdx);
+        } else {
+            dynasm!(self.a ; .arch x64 ; xchg rax, Rq(d) ; mov r10, rdx);
         }
         match (wide, signed) {
             (true, false) => dynasm!(self.a ; .arch x64 ; xor edx, edx ; div r11),
@@ -193,19 +203,23 @@ impl Gen<'_> {
             (false, false) => dynasm!(self.a ; .arch x64 ; xor edx, edx ; div r11d),
             (false, true) => dynasm!(self.a ; .arch x64 ; cdq ; idiv r11d),
         }
-        if is_mod {
-            dynasm!(self.a ; .arch x64 ; mov r11, rdx);
-        } else {
-            dynasm!(self.a ; .arch x64 ; mov r11, rax);
-        }
-        if d != RAX {
-            dynasm!(self.a ; .arch x64 ; mov rax, r9);
-        }
-        if d != RDX {
+        // 32-bit div/idiv wrote eax/edx, zero-extending.
+        if d == RAX {
+            if is_mod {
+                dynasm!(self.a ; .arch x64 ; mov rax, rdx);
+            }
             dynasm!(self.a ; .arch x64 ; mov rdx, r10);
+        } else if d == RDX {
+            if !is_mod {
+                dynasm!(self.a ; .arch x64 ; mov rdx, rax);
+            }
+            dynasm!(self.a ; .arch x64 ; mov rax, r10);
+        } else {
+            if is_mod {
+                dynasm!(self.a ; .arch x64 ; mov rax, rdx);
+            }
+            dynasm!(self.a ; .arch x64 ; xchg rax, Rq(d) ; mov rdx, r10);
         }
-        // 32-bit div/idiv wrote eax/edx, zero-extending, so r11 is clean.
-        dynasm!(self.a ; .arch x64 ; mov Rq(d), r11);
         if need_zero || need_minus1 {
             dynasm!(self.a ; .arch x64 ; jmp =>done);
         }

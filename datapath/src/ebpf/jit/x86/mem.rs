@@ -110,9 +110,13 @@ impl Gen<'_> {
         };
         let out = self.stub(Stub::OutOfBounds { pc, region, size });
         let o = off as i32;
+        if o == 0 {
+            dynasm!(self.a ; .arch x64 ; mov r11, Rq(b));
+        } else {
+            dynasm!(self.a ; .arch x64 ; lea r11, [Rq(b) + o]);
+        }
         dynasm!(self.a
             ; .arch x64
-            ; lea r11, [Rq(b) + o]
             ; mov r10, r11
             ; sub r10, [r12 + off::region_start(region)]
             ; jb =>out
@@ -206,8 +210,9 @@ impl Gen<'_> {
     }
 
     /// Fetching or/and/xor: a `lock cmpxchg` loop. It needs rax, so r0 is
-    /// saved on the native stack around it; the address goes to r11 first
-    /// (the base may be rax), the operand to r10 (the source may be rax).
+    /// saved on the native stack around it, with rcx as the loop temporary;
+    /// the address goes to r11 first (the base may be rax or rcx), the
+    /// operand to r10 (the source may be either).
     fn fetch_logic(&mut self, wide: bool, op: AtomicOp, s: u8, b: u8, o: i32) {
         if b != R11 || o != 0 {
             dynasm!(self.a ; .arch x64 ; lea r11, [Rq(b) + o]);
@@ -218,20 +223,22 @@ impl Gen<'_> {
                 ; .arch x64
                 ; mov r10, Rq(s)
                 ; push rax
+                ; push rcx
                 ; mov rax, [r11]
                 ; =>again
-                ; mov r9, rax
+                ; mov rcx, rax
             );
             match op {
-                AtomicOp::Or => dynasm!(self.a ; .arch x64 ; or r9, r10),
-                AtomicOp::And => dynasm!(self.a ; .arch x64 ; and r9, r10),
-                _ => dynasm!(self.a ; .arch x64 ; xor r9, r10),
+                AtomicOp::Or => dynasm!(self.a ; .arch x64 ; or rcx, r10),
+                AtomicOp::And => dynasm!(self.a ; .arch x64 ; and rcx, r10),
+                _ => dynasm!(self.a ; .arch x64 ; xor rcx, r10),
             }
             dynasm!(self.a
                 ; .arch x64
-                ; lock cmpxchg [r11], r9
+                ; lock cmpxchg [r11], rcx
                 ; jne =>again
                 ; mov r10, rax
+                ; pop rcx
                 ; pop rax
                 ; mov Rq(s), r10
             );
@@ -240,20 +247,22 @@ impl Gen<'_> {
                 ; .arch x64
                 ; mov r10d, Rd(s)
                 ; push rax
+                ; push rcx
                 ; mov eax, [r11]
                 ; =>again
-                ; mov r9d, eax
+                ; mov ecx, eax
             );
             match op {
-                AtomicOp::Or => dynasm!(self.a ; .arch x64 ; or r9d, r10d),
-                AtomicOp::And => dynasm!(self.a ; .arch x64 ; and r9d, r10d),
-                _ => dynasm!(self.a ; .arch x64 ; xor r9d, r10d),
+                AtomicOp::Or => dynasm!(self.a ; .arch x64 ; or ecx, r10d),
+                AtomicOp::And => dynasm!(self.a ; .arch x64 ; and ecx, r10d),
+                _ => dynasm!(self.a ; .arch x64 ; xor ecx, r10d),
             }
             dynasm!(self.a
                 ; .arch x64
-                ; lock cmpxchg [r11], r9d
+                ; lock cmpxchg [r11], ecx
                 ; jne =>again
                 ; mov r10d, eax
+                ; pop rcx
                 ; pop rax
                 ; mov Rd(s), r10d
             );

@@ -2,10 +2,15 @@
 //! dynasm's label fixups resolving forward jumps at the end.
 //!
 //! See `sys::jitcall` for the run-time contract (register assignment, the
-//! `VmCtx` layout, error reporting). Per program we emit the body, then its
-//! out-of-line error stubs, then one `unwind` sequence the stubs jump to.
-//! eBPF `exit` is a plain `ret`: the entry routine `call`s the body and a
-//! local call `call`s the callee, so the same `ret` serves both.
+//! `VmCtx` layout, error reporting). Each program is a self-contained
+//! function: a prologue that saves only the callee-saved registers the
+//! program uses, the body, then its out-of-line error stubs.
+//!
+//! Programs without local calls return from `exit` through an inline
+//! epilogue. Programs with local calls are *framed*: the prologue `call`s the
+//! body, every `exit` is a plain `ret` (to the caller's frame or to the
+//! prologue), and an error at any depth unwinds by restoring the stack
+//! pointer recorded at depth 0 and returning.
 
 // dynasm! expands dynamic register operands to `reg.into()`, which clippy
 // flags for `u8` registers; the conversion is in generated code.
@@ -16,10 +21,10 @@ use dynasmrt::{dynasm, DynamicLabel, DynasmApi, DynasmLabelApi, VecAssembler};
 
 use super::JitError;
 use crate::ebpf::helpers::HelperFn;
-use crate::ebpf::insn::{Cond, Op, Src, LDDW_IMM, STACK_SIZE};
-use crate::ebpf::vm::MAX_CALL_DEPTH;
+use crate::ebpf::insn::{AtomicOp, Cond, Op, Src, LDDW_IMM, R10, STACK_SIZE};
+use crate::ebpf::vm::{Region, MAX_CALL_DEPTH};
 use crate::ebpf::Program;
-use crate::sys::jitcall::{helper_trampoline_addr, off, status, PENDING_DYNAMIC};
+use crate::sys::jitcall::{helper_trampoline_addr, off, status, Needs, PENDING_DYNAMIC};
 
 pub(super) type Asm = VecAssembler<X64Relocation>;
 
@@ -33,12 +38,13 @@ const RSI: u8 = 6;
 const RDI: u8 = 7;
 const R8: u8 = 8;
 const R11: u8 = 11;
+const R12: u8 = 12;
 const R13: u8 = 13;
 const R14: u8 = 14;
 const R15: u8 = 15;
 
-/// eBPF register → x86 register. r12 holds the `VmCtx`; r9, r10, r11 are
-/// scratch.
+/// eBPF register → x86 register. r12 holds the `VmCtx`, r9 the budget;
+/// r10 and r11 are scratch.
 const REG_MAP: [u8; 11] = [RAX, RDI, RSI, RDX, RCX, R8, RBX, R13, R14, R15, RBP];
 
 /// Native stack bytes one local call level takes: five saved registers and
@@ -46,68 +52,136 @@ const REG_MAP: [u8; 11] = [RAX, RDI, RSI, RDX, RCX, R8, RBX, R13, R14, R15, RBP]
 /// depth.
 const CALL_FRAME: i32 = 6 * 8;
 
-/// Emits the entry routine shared by every program in an arena:
-/// `extern "sysv64" fn(vm: *mut VmCtx, body: u64) -> u64`.
-pub(super) fn emit_entry(a: &mut Asm) {
-    let limit = CALL_FRAME * (MAX_CALL_DEPTH as i32 - 1);
-    dynasm!(a
-        ; .arch x64
-        ; push rbp
-        ; push rbx
-        ; push r12
-        ; push r13
-        ; push r14
-        ; push r15
-        ; mov r12, rdi
-        ; mov r11, rsi
-        ; mov rdi, [r12 + off::R1]
-        ; mov rsi, [r12 + off::R2]
-        ; mov rbp, [r12 + off::FP]
-        ; xor eax, eax
-        ; xor edx, edx
-        ; xor ecx, ecx
-        ; xor r8d, r8d
-        ; xor ebx, ebx
-        ; xor r13d, r13d
-        ; xor r14d, r14d
-        ; xor r15d, r15d
-        // Inside the body at depth 0, rsp is 8 lower (the return address).
-        ; lea r9, [rsp - 8]
-        ; mov [r12 + off::ENTRY_RSP], r9
-        ; sub r9, DWORD limit
-        ; mov [r12 + off::CALL_LIMIT], r9
-        ; call r11
-        ; pop r15
-        ; pop r14
-        ; pop r13
-        ; pop r12
-        ; pop rbx
-        ; pop rbp
-        ; ret
-    );
-}
-
 /// Where one compiled program ended up in the assembler's buffer.
 pub(super) struct Emitted {
     pub body: usize,
     pub len: usize,
     /// Helpers called by fixed id; the code refers to them by index.
     pub helpers: Vec<(u32, HelperFn)>,
+    /// What the code reads from the `VmCtx`.
+    pub needs: Needs,
 }
 
-/// Emits one program's body, error stubs and unwind sequence.
+/// What a program uses, found before emitting it.
+#[derive(Default)]
+struct Scan {
+    /// eBPF registers named by some instruction.
+    regs: [bool; 11],
+    local_calls: bool,
+    helper_calls: bool,
+    back_edges: bool,
+    guards: bool,
+    needs: Needs,
+}
+
+fn scan(prog: &Program) -> Scan {
+    let mut s = Scan::default();
+    for (op, acc) in prog.ops.iter().zip(&prog.access) {
+        let Some(op) = op else { continue };
+        let mut mark = |r: u8| {
+            if let Some(slot) = s.regs.get_mut(r as usize) {
+                *slot = true;
+            }
+        };
+        match *op {
+            Op::Alu { dst, src, .. } | Op::Jmp { dst, src, .. } => {
+                mark(dst);
+                if let Src::Reg(r) = src {
+                    mark(r);
+                }
+            }
+            Op::Neg { dst, .. } | Op::End { dst, .. } | Op::Lddw { dst, .. } => mark(dst),
+            Op::Ldx { dst, src, .. } | Op::Stx { dst, src, .. } | Op::Atomic { dst, src, .. } => {
+                mark(dst);
+                mark(src);
+            }
+            Op::St { dst, .. } => mark(dst),
+            Op::CallX { reg } => mark(reg),
+            Op::Ja { .. } | Op::Call { .. } | Op::CallLocal { .. } | Op::Exit => {}
+        }
+        match *op {
+            Op::Ja { off } if off < 0 => s.back_edges = true,
+            Op::Jmp { off, .. } if off < 0 => s.back_edges = true,
+            Op::CallLocal { .. } => s.local_calls = true,
+            Op::Call { .. } | Op::CallX { .. } => s.helper_calls = true,
+            Op::Atomic {
+                op: AtomicOp::CmpXchg,
+                ..
+            } => s.regs[0] = true,
+            _ => {}
+        }
+        if let Some(a) = acc.filter(|a| a.guard) {
+            s.guards = true;
+            match a.region {
+                Region::Packet => s.needs.pkt = true,
+                Region::Ctx => s.needs.ctx = true,
+                Region::Stack => s.needs.stack = true,
+            }
+        }
+    }
+    s.needs.helpers = s.helper_calls;
+    s
+}
+
+/// How the program's native frame is laid out.
+struct Frame {
+    /// Callee-saved registers pushed by the prologue, in push order.
+    saved: Vec<u8>,
+    /// 8 bytes of padding below them, so helper calls see an aligned stack.
+    pad: bool,
+    /// The prologue calls the body (the program has local calls).
+    framed: bool,
+    /// r12 holds the `VmCtx`; r9 the budget; rbp the frame pointer.
+    vm: bool,
+    budget: bool,
+    fp: bool,
+}
+
+impl Frame {
+    fn new(s: &Scan) -> Frame {
+        let fp = s.regs[R10 as usize] || s.local_calls;
+        let vm = s.guards || s.back_edges || s.local_calls || s.helper_calls;
+        let mut saved: Vec<u8> = [6usize, 7, 8, 9]
+            .iter()
+            .filter(|&&r| s.regs[r])
+            .map(|&r| REG_MAP[r])
+            .collect();
+        if fp {
+            saved.push(RBP);
+        }
+        if vm {
+            saved.push(R12);
+        }
+        // At entry rsp = 8 (mod 16); the body must run at 0 (mod 16) for
+        // helper calls. A framed body is one return address lower.
+        let k = saved.len();
+        let pad = s.helper_calls && (k & 1 == 0) != s.local_calls;
+        Frame {
+            saved,
+            pad,
+            framed: s.local_calls,
+            vm,
+            budget: s.back_edges || s.local_calls,
+            fp,
+        }
+    }
+}
+
+/// Emits one program: prologue, body, error stubs.
 pub(super) fn emit_program(a: &mut Asm, prog: &Program) -> Result<Emitted, JitError> {
     let start = a.offset().0;
+    let s = scan(prog);
+    let frame = Frame::new(&s);
     let labels = (0..prog.ops.len()).map(|_| a.new_dynamic_label()).collect();
-    let unwind = a.new_dynamic_label();
     let mut g = Gen {
         a,
         prog,
         labels,
         stubs: Vec::new(),
-        unwind,
         helpers: Vec::new(),
+        frame,
     };
+    g.prologue(&s.regs);
     for (pc, op) in prog.ops.iter().enumerate() {
         let Some(op) = op else { continue };
         let here = g.label(pc)?;
@@ -120,6 +194,7 @@ pub(super) fn emit_program(a: &mut Asm, prog: &Program) -> Result<Emitted, JitEr
         body: start,
         len: end - start,
         helpers: g.helpers,
+        needs: s.needs,
     })
 }
 
@@ -194,13 +269,33 @@ struct Gen<'a> {
     prog: &'a Program,
     labels: Vec<DynamicLabel>,
     stubs: Vec<(DynamicLabel, Stub)>,
-    unwind: DynamicLabel,
     helpers: Vec<(u32, HelperFn)>,
+    frame: Frame,
 }
 
 /// `$mn dst, src` for add/sub/and/or/xor/cmp/test-like instructions, in
 /// 64- or 32-bit width.
 macro_rules! binop {
+    ($a:expr, $mn:ident, $wide:expr, $d:expr, $src:expr) => {
+        match ($wide, $src) {
+            (true, Opnd::R(s)) => dynasm!($a ; .arch x64 ; $mn Rq($d), Rq(s)),
+            (false, Opnd::R(s)) => dynasm!($a ; .arch x64 ; $mn Rd($d), Rd(s)),
+            // The short form sign-extends an 8-bit immediate.
+            (true, Opnd::I(i)) if i8::try_from(i).is_ok() => {
+                dynasm!($a ; .arch x64 ; $mn Rq($d), BYTE i as i8)
+            }
+            (false, Opnd::I(i)) if i8::try_from(i).is_ok() => {
+                dynasm!($a ; .arch x64 ; $mn Rd($d), BYTE i as i8)
+            }
+            (true, Opnd::I(i)) => dynasm!($a ; .arch x64 ; $mn Rq($d), DWORD i),
+            (false, Opnd::I(i)) => dynasm!($a ; .arch x64 ; $mn Rd($d), DWORD i),
+        }
+    };
+}
+
+/// `$mn dst, src` always with a 32-bit immediate: `test` has no 8-bit form,
+/// and dynasm encodes `cmp` with one regardless.
+macro_rules! binop32 {
     ($a:expr, $mn:ident, $wide:expr, $d:expr, $src:expr) => {
         match ($wide, $src) {
             (true, Opnd::R(s)) => dynasm!($a ; .arch x64 ; $mn Rq($d), Rq(s)),
@@ -297,8 +392,7 @@ impl Gen<'_> {
             Op::Ja { off } => {
                 let (t, l) = self.target(pc, off as i64)?;
                 if t <= pc {
-                    self.budget(pc);
-                    dynasm!(self.a ; .arch x64 ; jmp =>l);
+                    self.back_edge(pc, l);
                 } else if t != pc + 1 {
                     dynasm!(self.a ; .arch x64 ; jmp =>l);
                 }
@@ -314,16 +408,16 @@ impl Gen<'_> {
                 let d = Self::reg(pc, dst)?;
                 let s = Self::opnd(pc, src)?;
                 if cond == Cond::Set {
-                    binop!(self.a, test, wide, d, s);
+                    binop32!(self.a, test, wide, d, s);
                 } else {
-                    binop!(self.a, cmp, wide, d, s);
+                    binop32!(self.a, cmp, wide, d, s);
                 }
                 let cc = Cc::of(cond);
                 if t <= pc {
                     let skip = self.a.new_dynamic_label();
                     self.jcc(cc.not(), skip);
-                    self.budget(pc);
-                    dynasm!(self.a ; .arch x64 ; jmp =>l ; =>skip);
+                    self.back_edge(pc, l);
+                    dynasm!(self.a ; .arch x64 ; =>skip);
                 } else {
                     self.jcc(cc, l);
                 }
@@ -366,7 +460,13 @@ impl Gen<'_> {
                     ; pop rbx
                 );
             }
-            Op::Exit => dynasm!(self.a ; .arch x64 ; ret),
+            Op::Exit => {
+                if self.frame.framed {
+                    dynasm!(self.a ; .arch x64 ; ret);
+                } else {
+                    self.epilogue();
+                }
+            }
             Op::Lddw { dst, kind, imm } => {
                 if kind != LDDW_IMM {
                     return Err(JitError::Unsupported {
@@ -423,9 +523,78 @@ impl Gen<'_> {
         });
         dynasm!(self.a
             ; .arch x64
-            ; sub QWORD [r12 + off::BUDGET], 1
+            ; sub r9, 1
             ; jb =>out
         );
+    }
+
+    /// A taken jump to `l` at or before `pc`: spends one unit of budget.
+    fn back_edge(&mut self, pc: usize, l: DynamicLabel) {
+        let out = self.stub(Stub::Status {
+            pc,
+            status: status::BUDGET,
+        });
+        dynasm!(self.a
+            ; .arch x64
+            ; sub r9, 1
+            ; jae =>l
+            ; jmp =>out
+        );
+    }
+
+    /// Saves what the program clobbers, sets up r12 (VmCtx), rbp (r10), r9
+    /// (budget) from the arguments and zeroes the other eBPF registers it
+    /// names. A framed program then calls its body.
+    fn prologue(&mut self, regs: &[bool; 11]) {
+        for &r in &self.frame.saved {
+            dynasm!(self.a ; .arch x64 ; push Rq(r));
+        }
+        if self.frame.pad {
+            dynasm!(self.a ; .arch x64 ; sub rsp, 8);
+        }
+        if self.frame.vm {
+            dynasm!(self.a ; .arch x64 ; mov r12, rdx);
+        }
+        if self.frame.fp {
+            dynasm!(self.a ; .arch x64 ; mov rbp, rcx);
+        }
+        if self.frame.budget {
+            dynasm!(self.a ; .arch x64 ; mov r9, r8);
+        }
+        // r0 always (it is the result); others when named.
+        for r in [0u8, 3, 4, 5, 6, 7, 8, 9] {
+            if r == 0 || regs[r as usize] {
+                let x = REG_MAP[r as usize];
+                dynasm!(self.a ; .arch x64 ; xor Rd(x), Rd(x));
+            }
+        }
+        if self.frame.framed {
+            let limit = CALL_FRAME * (MAX_CALL_DEPTH as i32 - 1);
+            let body = self.a.new_dynamic_label();
+            dynasm!(self.a
+                ; .arch x64
+                // Inside the body at depth 0, rsp is 8 lower (the return address).
+                ; lea r11, [rsp - 8]
+                ; mov [r12 + off::ENTRY_RSP], r11
+                ; sub r11, DWORD limit
+                ; mov [r12 + off::CALL_LIMIT], r11
+                ; call =>body
+            );
+            self.epilogue();
+            dynasm!(self.a ; .arch x64 ; =>body);
+        }
+    }
+
+    /// Restores what the prologue saved and returns r0.
+    fn epilogue(&mut self) {
+        if self.frame.pad {
+            dynasm!(self.a ; .arch x64 ; add rsp, 8);
+        }
+        for i in (0..self.frame.saved.len()).rev() {
+            let r = self.frame.saved[i];
+            dynasm!(self.a ; .arch x64 ; pop Rq(r));
+        }
+        dynasm!(self.a ; .arch x64 ; ret);
     }
 
     fn jcc(&mut self, cc: Cc, l: DynamicLabel) {
@@ -469,24 +638,34 @@ impl Gen<'_> {
     /// and checks the status it leaves.
     fn call_trampoline(&mut self, pc: usize) {
         let out = self.stub(Stub::AfterHelper { pc });
+        if self.frame.budget {
+            dynasm!(self.a ; .arch x64 ; mov [r12 + off::BUDGET], r9);
+        }
         dynasm!(self.a
             ; .arch x64
             ; mov r9, r12
             ; mov r11, QWORD helper_trampoline_addr() as i64
             ; call r11
+        );
+        if self.frame.budget {
+            dynasm!(self.a ; .arch x64 ; mov r9, [r12 + off::BUDGET]);
+        }
+        dynasm!(self.a
+            ; .arch x64
             ; cmp QWORD [r12 + off::STATUS], BYTE 0
             ; jne =>out
         );
     }
 
-    /// Out-of-line error exits, then the unwind sequence they end in: it
-    /// restores the stack pointer the entry routine called the body with and
-    /// returns there, whatever the call depth.
+    /// Out-of-line error exits, then the unwind sequence they end in. A
+    /// framed program restores the stack pointer of depth 0 and returns to
+    /// the prologue, whatever the call depth; otherwise nothing is pushed at
+    /// any error point and the epilogue returns directly.
     fn emit_stubs(&mut self) {
         if self.stubs.is_empty() {
             return;
         }
-        let unwind = self.unwind;
+        let unwind = self.a.new_dynamic_label();
         for (l, s) in std::mem::take(&mut self.stubs) {
             dynasm!(self.a ; .arch x64 ; =>l);
             match s {
@@ -522,11 +701,15 @@ impl Gen<'_> {
             }
             dynasm!(self.a ; .arch x64 ; jmp =>unwind);
         }
-        dynasm!(self.a
-            ; .arch x64
-            ; =>unwind
-            ; mov rsp, [r12 + off::ENTRY_RSP]
-            ; ret
-        );
+        dynasm!(self.a ; .arch x64 ; =>unwind);
+        if self.frame.framed {
+            dynasm!(self.a
+                ; .arch x64
+                ; mov rsp, [r12 + off::ENTRY_RSP]
+                ; ret
+            );
+        } else {
+            self.epilogue();
+        }
     }
 }
