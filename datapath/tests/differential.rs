@@ -48,9 +48,17 @@ fn generated_programs_agree_on_both_engines() {
 fn valid_opcodes() -> Vec<u8> {
     (0..=255u8)
         .filter(|&op| {
-            [(1, 2, 0, 0), (1, 0, 0, 16), (1, 0, 1, 0), (1, 2, 8, 0), (0, 0, 0, 0)]
-                .iter()
-                .any(|&(d, s, o, i)| insn::decode(&[insn::Insn::new(op, d, s, o, i), insn::Insn::default()], 0).is_ok())
+            [
+                (1, 2, 0, 0),
+                (1, 0, 0, 16),
+                (1, 0, 1, 0),
+                (1, 2, 8, 0),
+                (0, 0, 0, 0),
+            ]
+            .iter()
+            .any(|&(d, s, o, i)| {
+                insn::decode(&[insn::Insn::new(op, d, s, o, i), insn::Insn::default()], 0).is_ok()
+            })
         })
         .collect()
 }
@@ -83,7 +91,11 @@ fn random_slots_never_crash_either_engine() {
             // Steer memory operands to real bases, jumps to in-range targets,
             // calls to the helper that exists, ALU away from the pointers.
             let base = if rng.chance(50) { 10 } else { 1 };
-            let mem_off = if base == 10 { -8 * (1 + rng.below(8) as i16) } else { rng.below(16) as i16 };
+            let mem_off = if base == 10 {
+                -8 * (1 + rng.below(8) as i16)
+            } else {
+                rng.below(16) as i16
+            };
             match class {
                 1 => {
                     src = base;
@@ -104,7 +116,9 @@ fn random_slots_never_crash_either_engine() {
                 match insn::decode(&[slot, insn::Insn::default()], 0) {
                     Err(insn::CodecError::BadField { field: "src", .. }) => slot.src = 0,
                     Err(insn::CodecError::BadField { field: "imm", .. }) => slot.imm = 0,
-                    Err(insn::CodecError::BadField { field: "offset", .. }) => slot.off = 0,
+                    Err(insn::CodecError::BadField {
+                        field: "offset", ..
+                    }) => slot.off = 0,
                     Err(insn::CodecError::BadField { field: "dst", .. }) => slot.dst = 0,
                     _ => break,
                 }
@@ -127,5 +141,8 @@ fn random_slots_never_crash_either_engine() {
         }
     }
     eprintln!("random slots: {accepted} of {N} accepted by the verifier, {ran_ok} ran to exit");
-    assert!(accepted > N / 20, "only {accepted} of {N} random programs were accepted");
+    assert!(
+        accepted > N / 20,
+        "only {accepted} of {N} random programs were accepted"
+    );
 }
