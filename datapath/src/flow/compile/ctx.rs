@@ -55,8 +55,9 @@ pub static FLOW_CTX: LazyLock<CtxLayout> = LazyLock::new(|| {
     fields.extend([
         (CTX_DATA, 8, CtxField::PacketStart),
         (CTX_DATA_END, 8, CtxField::PacketEnd),
-        (CTX_L3_OFF, 2, CtxField::Scalar),
-        (CTX_L4_OFF, 2, CtxField::Scalar),
+        // One field for both offsets, so that a compiler may load them
+        // together; each can still be read alone.
+        (CTX_L3_OFF, 4, CtxField::Scalar),
         (CTX_PKT_LEN, 4, CtxField::Scalar),
         (CTX_TABLE, 4, CtxField::Scalar),
         (CTX_MARK, 4, CtxField::ScalarRw),

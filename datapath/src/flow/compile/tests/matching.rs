@@ -289,7 +289,7 @@ fn random_flows_match_exactly_like_match_matches() {
     let flows = std::env::var("COMPILE_MATCH_FLOWS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(1500);
+        .unwrap_or(3000);
     let (mut hits, mut misses) = (0, 0);
     for _ in 0..flows {
         let s = spec(random_matches(&mut rng), vec![Action::Output(vec![1])]);

@@ -8,6 +8,7 @@
 //! the time of the call.
 
 mod actions;
+mod clang;
 mod frames;
 mod matching;
 mod perf;

@@ -116,7 +116,7 @@ fn random_rewrites_equal_frames_rebuilt_from_scratch() {
     let cases = std::env::var("COMPILE_SETFIELD_CASES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(3000);
+        .unwrap_or(6000);
     let mut changed = 0;
     for _ in 0..cases {
         let desc = Desc::random(&mut rng);
