@@ -45,6 +45,7 @@
 pub mod ctx;
 pub mod emit;
 pub mod env;
+pub mod load;
 pub mod matchgen;
 mod pkt;
 pub mod setfield;
@@ -60,6 +61,7 @@ pub use env::{
     flow_env, flow_helpers, helper_id, ret, DropReason, FlowHelperFns, Verdict, FLAG_FINAL,
     FLOW_HELPERS,
 };
+pub use load::{load_flows, FlowLoadError};
 
 use crate::ebpf::insn::{decode_all, Cond, Insn, Op};
 use crate::flow::key::OFF_IN_PORT;

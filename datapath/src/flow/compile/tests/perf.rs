@@ -4,9 +4,8 @@
 
 use std::time::Instant;
 
-use rayon::prelude::*;
-
 use super::*;
+use crate::ebpf::engine::Engine;
 use crate::flow::key::*;
 use crate::flow::spec::{range_to_prefixes, SetField};
 
@@ -145,20 +144,7 @@ fn compile_verify_jit_100k_flows() {
     );
     // The whole table on all cores, as the switch loads it.
     let t = Instant::now();
-    let jits: Vec<JitProgram> = flows
-        .par_chunks(1000)
-        .flat_map_iter(|chunk| {
-            let progs: Vec<Program> = chunk
-                .iter()
-                .map(|f| {
-                    let insns = compile_flow(f, &CompileOptions::default()).expect("compiles");
-                    verifier::verify(&insns, &env).expect("verifies")
-                })
-                .collect();
-            let refs: Vec<&Program> = progs.iter().collect();
-            jit::compile_many(&refs).expect("jit")
-        })
-        .collect();
+    let jits = load_flows(&flows, &CompileOptions::default(), &env, Engine::Jit).expect("loads");
     let total = t.elapsed();
     eprintln!(
         "{n} flows compiled + verified + JITed in {:.3} s on {} threads",
@@ -166,4 +152,86 @@ fn compile_verify_jit_100k_flows() {
         rayon::current_num_threads()
     );
     assert_eq!(jits.len(), n);
+}
+
+#[test]
+fn load_flows_keeps_order_and_names_the_failing_flow() {
+    let flows = typical_flows(1200);
+    let env = env();
+    let loaded = load_flows(&flows, &CompileOptions::default(), &env, Engine::Jit).expect("loads");
+    let interp =
+        load_flows(&flows, &CompileOptions::default(), &env, Engine::Interp).expect("loads");
+    assert_eq!(loaded.len(), flows.len());
+    // Flow i matches the key built for it, and no other flow of its kind.
+    for i in [0usize, 1, 2, 3, 513, 1100, 1199] {
+        let mut k = FlowKey::default();
+        let x = i as u64;
+        k.set_eth_type(0x0800);
+        match i % 4 {
+            0 => {
+                k.set_ip_proto(6);
+                k.set_nw_src(0x0a00_0000 | x as u32);
+                k.set_nw_dst(0x0a80_0000 | x as u32);
+                k.set_tp_src(1024 + (x % 60000) as u16);
+                k.set_tp_dst(80);
+            }
+            1 => k.set_nw_dst((x << 8) as u32 | 7),
+            2 => {
+                k.set_in_port(1 + (x % 8) as u32);
+                k.set_eth_dst(0x0200_0000_0000 | x);
+            }
+            _ => {
+                k.set_ip_proto(17);
+                k.set_nw_dst(0x0b00_0000 | x as u32);
+                k.set_tp_dst(1050);
+            }
+        }
+        let frame = crate::packet::build::tcp4(
+            [2, 0, 0, 0, 0, 1],
+            [2, 0, 0, 0, 0, 2],
+            [10, 0, 0, 1].into(),
+            [10, 0, 0, 2].into(),
+            1,
+            2,
+            0,
+            b"",
+        );
+        for (j, (a, b)) in loaded
+            .iter()
+            .zip(&interp)
+            .enumerate()
+            .skip(i.saturating_sub(8))
+            .take(16)
+        {
+            let ctx = FlowCtx::new(&k, 14, 34, frame.len() as u32, 0);
+            let run = |l: &crate::ebpf::engine::Loaded| {
+                let mut f = frame.clone();
+                let mut c = ctx.clone();
+                l.run(RunInput {
+                    pkt: &mut f,
+                    ctx: &mut c.bytes,
+                })
+                .expect("runs")
+            };
+            let (ra, rb) = (run(a), run(b));
+            assert_eq!(ra, rb);
+            assert_eq!(
+                ra != ret::NOMATCH,
+                j == i,
+                "flow {j} on the key of flow {i}"
+            );
+        }
+    }
+    // A failing flow is named.
+    let mut bad = typical_flows(700);
+    bad[650].actions.push(Action::SetField(vec![
+        crate::flow::spec::SetField::VlanPcp(9),
+    ]));
+    let e = load_flows(&bad, &CompileOptions::default(), &env, Engine::Jit)
+        .err()
+        .expect("fails");
+    assert!(
+        e.to_string().starts_with("flow f650: set_field vlan_pcp"),
+        "{e}"
+    );
 }
