@@ -80,8 +80,8 @@ impl Emitter {
     pub fn with_capacity(slots: usize) -> Self {
         Emitter {
             insns: Vec::with_capacity(slots),
-            labels: Vec::new(),
-            fixups: Vec::new(),
+            labels: Vec::with_capacity(8),
+            fixups: Vec::with_capacity(16),
         }
     }
 

@@ -40,7 +40,7 @@
 //!
 //! One pass over the spec into one preallocated instruction vector; no
 //! other allocation for flows without custom programs. A typical flow
-//! (a 5-tuple match and an output) is about 15 instructions.
+//! (a 5-tuple match and an output) is about 20 instructions.
 
 pub mod ctx;
 pub mod emit;
@@ -346,7 +346,17 @@ fn size_hint(spec: &FlowSpec) -> usize {
         .iter()
         .map(|m| matchgen::alt_cost(m) as usize + 1)
         .sum();
-    8 + m + 6 * spec.actions.len()
+    let a: usize = spec
+        .actions
+        .iter()
+        .map(|a| match a {
+            Action::SetField(f) => 40 + 12 * f.len(),
+            Action::DecTtl => 40,
+            Action::Output(p) => 4 * p.len(),
+            _ => 6,
+        })
+        .sum();
+    12 + m + a
 }
 
 /// Compiles one flow to an eBPF program for [`flow_env`].

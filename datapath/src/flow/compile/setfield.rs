@@ -342,18 +342,26 @@ fn l4(e: &mut Emitter, facts: &Facts, n: &New, plan: &L4Plan) {
     for &(_, p, l) in blocks.iter().filter(|b| b.0) {
         e.bind(l);
         match p {
-            proto::TCP => ports(
-                e,
-                n.tcp_src,
-                n.tcp_dst,
-                20,
-                16,
-                false,
-                plan.pseudo,
-                base,
-                end,
-            ),
-            proto::UDP => ports(e, n.udp_src, n.udp_dst, 8, 6, true, plan.pseudo, base, end),
+            proto::TCP => {
+                let tcp = Ports {
+                    src: n.tcp_src,
+                    dst: n.tcp_dst,
+                    need: 20,
+                    csum: 16,
+                    udp: false,
+                };
+                ports(e, &tcp, plan.pseudo, base, end)
+            }
+            proto::UDP => {
+                let udp = Ports {
+                    src: n.udp_src,
+                    dst: n.udp_dst,
+                    need: 8,
+                    csum: 6,
+                    udp: true,
+                };
+                ports(e, &udp, plan.pseudo, base, end)
+            }
             _ => {
                 // ICMPv6 (over IPv6 only): only the pseudo-header changes.
                 if let Guard::Never = eth_type_guard(e, facts, ETH_TYPE_IPV6, end) {
@@ -372,20 +380,30 @@ fn l4(e: &mut Emitter, facts: &Facts, n: &New, plan: &L4Plan) {
     e.bind(end);
 }
 
-/// TCP or UDP: rewrite the ports (and the key's), then update the checksum
-/// at `csum` with the ports and the pseudo-header delta in r9.
-#[allow(clippy::too_many_arguments)]
-fn ports(
-    e: &mut Emitter,
+/// The TCP or UDP header as `set_field` sees it.
+#[derive(Clone, Copy)]
+struct Ports {
     src: Option<u16>,
     dst: Option<u16>,
+    /// Header bytes that must be present.
     need: i32,
+    /// Offset of the checksum.
     csum: i16,
+    /// UDP checksum rules (zero = none; a computed zero is sent as 0xffff).
     udp: bool,
-    pseudo: bool,
-    base: u64,
-    end: Label,
-) {
+}
+
+/// TCP or UDP: rewrite the ports (and the key's), then update the checksum
+/// with the ports and, when `pseudo`, the pseudo-header delta in r9 (whose
+/// largest value is `base`).
+fn ports(e: &mut Emitter, h: &Ports, pseudo: bool, base: u64, end: Label) {
+    let Ports {
+        src,
+        dst,
+        need,
+        csum,
+        udp,
+    } = *h;
     super::pkt::at(e, 2, need, end);
     let c: u64 = [src, dst]
         .iter()

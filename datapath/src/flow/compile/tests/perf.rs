@@ -142,6 +142,33 @@ fn compile_verify_jit_100k_flows() {
         per_jit * 1e6,
         slots as f64 / 20_000.0
     );
+    // By kind of flow (one thread): compile + verify + JIT.
+    for kind in 0..4 {
+        let some: Vec<FlowSpec> = flows
+            .iter()
+            .skip(kind)
+            .step_by(4)
+            .take(5000)
+            .cloned()
+            .collect();
+        let t = Instant::now();
+        let progs: Vec<Program> = some
+            .iter()
+            .map(|f| {
+                let insns = compile_flow(f, &CompileOptions::default()).expect("compiles");
+                verifier::verify(&insns, &env).expect("verifies")
+            })
+            .collect();
+        let refs: Vec<&Program> = progs.iter().collect();
+        for c in refs.chunks(512) {
+            std::hint::black_box(jit::compile_many(c).expect("jit"));
+        }
+        eprintln!(
+            "kind {kind} ({} slots): {:.2} us per flow",
+            progs[0].insns.len(),
+            t.elapsed().as_secs_f64() * 1e6 / some.len() as f64
+        );
+    }
     // The whole table on all cores, as the switch loads it.
     let t = Instant::now();
     let jits = load_flows(&flows, &CompileOptions::default(), &env, Engine::Jit).expect("loads");
