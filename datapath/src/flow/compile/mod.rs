@@ -158,13 +158,17 @@ struct Compiler<'a> {
     subs: Vec<(Custom, Label)>,
 }
 
-/// Checks that `insns` is a self-contained function: it decodes, and every
-/// jump and call stays inside it.
+/// Checks that `insns` is a self-contained function: it decodes, it cannot
+/// run past its end, and every jump and call stays inside it.
 fn check_custom(insns: &[Insn]) -> Result<(), String> {
     if insns.is_empty() {
         return Err("empty program".into());
     }
     let ops = decode_all(insns).map_err(|(pc, e)| format!("insn {pc}: {e}"))?;
+    match ops.last() {
+        Some((_, Op::Exit | Op::Ja { .. })) => {}
+        _ => return Err("the last instruction can fall through (not exit or ja)".into()),
+    }
     for (pc, op) in ops {
         let rel = match op {
             Op::Ja { off } | Op::CallLocal { off } => i64::from(off),

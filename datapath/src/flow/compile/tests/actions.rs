@@ -259,6 +259,30 @@ fn custom_filter_decides_the_match() {
     )
     .expect_err("jumps out");
     assert!(e.to_string().contains("leaves the program"), "{e}");
+    for (src, what) in [
+        ("mov %r0, 1\njeq %r0, 1, -2", "fall through"),
+        ("mov %r0, 1", "fall through"),
+    ] {
+        let bad = vec![assemble(src).expect("asm")];
+        let e = compile_flow(
+            &s,
+            &CompileOptions {
+                filters: &bad,
+                actions: &[],
+            },
+        )
+        .expect_err("rejected");
+        assert!(e.to_string().contains(what), "{e}");
+    }
+    let e = compile_flow(
+        &s,
+        &CompileOptions {
+            filters: &[vec![]],
+            actions: &[],
+        },
+    )
+    .expect_err("empty");
+    assert!(e.to_string().ends_with("empty program"), "{e}");
 }
 
 #[test]
