@@ -2,7 +2,7 @@
 //!
 //! [`compile`] (one program) and [`compile_many`] (a batch sharing one
 //! executable arena) translate `Program.ops` in a single pass into x86-64
-//! machine code ([`x86`] module), with the eBPF registers in machine registers.
+//! machine code (the `x86` module), with the eBPF registers in machine registers.
 //! The code is copied into a fresh mapping that is switched from read+write
 //! to read+execute before first use (`sys::exec`); it never calls back into
 //! the interpreter. Running enters the code through `sys::jitcall`, which
@@ -14,6 +14,19 @@
 //!
 //! On other architectures [`compile`] returns a program that runs the
 //! interpreter, and says so once on stderr.
+//!
+//! Use: compile flow programs in batches with [`compile_many`] (one mapping
+//! for the batch; 100,000 small programs take about 1.6 MB). A
+//! [`JitProgram`] is `Send + Sync`; each worker thread keeps a
+//! [`JitScratch`] and calls [`JitProgram::run_with`], the cheapest way in
+//! (about 4 ns of fixed cost); [`JitProgram::run`] uses a thread-local
+//! scratch and costs a few ns more.
+//!
+//! The generated code per program: a prologue saving only the callee-saved
+//! registers the program uses (nothing at all for a small leaf program), the
+//! body with eBPF registers in x86 registers, the run-time budget in r9, and
+//! out-of-line error stubs. See `x86` for the code and `sys::jitcall` for
+//! the calling contract.
 
 #[cfg(target_arch = "x86_64")]
 mod x86;
