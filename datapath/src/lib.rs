@@ -3,6 +3,7 @@
 //! `unsafe` code lives only in [`sys`]; everything else is safe Rust.
 
 pub mod classifier;
+pub mod dp;
 pub mod ebpf;
 pub mod flow;
 pub mod packet;

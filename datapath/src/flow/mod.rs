@@ -1,6 +1,7 @@
 //! Flows: the flow key, the datapath's form of a flow (masked matches,
-//! priority, actions), and (next) the compiler from flows to eBPF programs.
+//! priority, actions), and the compiler from flows to eBPF programs.
 
+pub mod compile;
 pub mod key;
 pub mod spec;
 

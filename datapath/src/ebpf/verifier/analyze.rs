@@ -319,7 +319,7 @@ impl<'a> Analyzer<'a> {
 
     fn step(&mut self, ctx: u32, pc: usize, op: &Op, st: &mut State) -> Result<Flow, Reason> {
         match *op {
-            Op::Alu { wide, op, dst, src } => step::alu(st, wide, op, dst, src)?,
+            Op::Alu { wide, op, dst, src } => step::alu(st, pc, wide, op, dst, src)?,
             Op::Neg { wide, dst } => step::neg(st, wide, dst)?,
             Op::End { kind, bits, dst } => step::end(st, kind, bits, dst)?,
             Op::Lddw { dst, imm, .. } => set(st, dst, Reg::Scalar(Scalar::constant(imm))),

@@ -107,7 +107,12 @@ fn resolve(
             Ok(Target::Stack { frame, lo, hi })
         }
         PtrKind::Packet => {
-            let proven = moved.bounded() && lo >= 0 && end as u64 <= st.pkt_min;
+            // The first byte is at or after the packet start, and the last
+            // within the proven length or the proven range of the variable
+            // part.
+            let proven = moved.bounded()
+                && lo >= 0
+                && (end as u64 <= st.pkt_min || moved.var.is_some_and(|v| v.proves(size)));
             Ok(Target::Packet { guard: !proven })
         }
         PtrKind::PacketEnd => Err(Reason::PacketEndAccess { reg: base }),
@@ -115,10 +120,22 @@ fn resolve(
             if lo != hi || !moved.bounded() {
                 return Err(Reason::CtxVariableOffset { reg: base, lo, hi });
             }
+            // Packet-pointer fields only as a whole; number fields also in
+            // part (any access that lies within one field).
+            let size_us = usize::from(size);
             let field = layout.and_then(|l| {
-                l.fields
-                    .iter()
-                    .find(|&&(o, s, _)| o as i64 == lo && s == usize::from(size) && o + s <= l.size)
+                l.fields.iter().find(|&&(o, s, k)| {
+                    let Ok(start) = usize::try_from(lo) else {
+                        return false;
+                    };
+                    let whole = start == o && size_us == s;
+                    let inside = start >= o && start + size_us <= o + s;
+                    o + s <= l.size
+                        && match k {
+                            CtxField::PacketStart | CtxField::PacketEnd => whole,
+                            CtxField::Scalar | CtxField::ScalarRw => inside,
+                        }
+                })
             });
             match field {
                 Some(&(_, _, kind)) => Ok(Target::Ctx { off: lo, kind }),

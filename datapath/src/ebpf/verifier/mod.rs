@@ -20,7 +20,14 @@
 //! run-time bounds check (`Program.access`): stack and ctx accesses are
 //! always proven; a packet access is proven when its offset range plus size
 //! lies within the packet length established by a comparison (`len < N`
-//! on [`crate::ebpf::Entry::MemLen`]'s r2, or kernel-style `pkt + N > end`).
+//! on [`crate::ebpf::Entry::MemLen`]'s r2, or kernel-style `pkt + N > end`),
+//! or, for a pointer with a variable offset (`p = pkt + x`), within what a
+//! kernel-style check of `p` itself (or a copy of it moved by a constant)
+//! proved past `p` (`state::VarOff`).
+//!
+//! Ctx accesses must lie within one field of the layout: packet-pointer
+//! fields are read whole (8 bytes), number fields may be read or written
+//! (if writable) in part, with any access size.
 //!
 //! Limits: the analysis stops with [`Reason::TooComplex`] after
 //! [`MAX_STEPS`] steps and with [`Reason::TooManyStates`] when stored

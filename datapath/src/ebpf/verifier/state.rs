@@ -52,6 +52,42 @@ pub struct Ptr {
     pub kind: PtrKind,
     pub lo: i64,
     pub hi: i64,
+    /// For packet pointers with a variable offset: the variable part they
+    /// share with other pointers (see [`VarOff`]).
+    pub var: Option<VarOff>,
+}
+
+/// Kernel-style tracking of a variable packet offset (`pkt + x` for an
+/// unknown `x`): the pointer is `pkt + V + off`, where `V` is one unknown
+/// value shared by every pointer of the state with the same `id`, and
+/// `V + range <= packet length` has been proven by a comparison with the
+/// packet end. So after `p = pkt + x; if p + 20 > end goto out`, accesses
+/// through `p` up to 20 bytes are proven although `x` is unknown.
+///
+/// Invariant: within one abstract state, pointers with the same `id` have
+/// the same `V` on every concrete path. An `id` is the slot of the `add`
+/// that created it (plus one); executing that `add` again first removes the
+/// `id` from every other holder, and a join keeps an `id` only in registers
+/// that hold it on both sides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct VarOff {
+    pub id: u32,
+    /// Constant offset from `V`.
+    pub off: i64,
+    /// `V + range` bytes are proven to exist; [`VarOff::NOTHING`] until a
+    /// comparison proves more.
+    pub range: i64,
+}
+
+impl VarOff {
+    /// `range` when nothing is proven (`V + i64::MIN <= len` holds trivially).
+    pub const NOTHING: i64 = i64::MIN;
+
+    /// Does the range prove `size` bytes at `off` from `V` (the start being
+    /// non-negative is checked separately)?
+    pub fn proves(&self, size: u8) -> bool {
+        self.range != Self::NOTHING && self.off.saturating_add(i64::from(size)) <= self.range
+    }
 }
 
 impl Ptr {
@@ -60,6 +96,7 @@ impl Ptr {
             kind,
             lo: off,
             hi: off,
+            var: None,
         }
     }
 
@@ -68,7 +105,8 @@ impl Ptr {
         self.lo > -OFF_LIMIT && self.hi < OFF_LIMIT
     }
 
-    /// The pointer moved by an offset in `[dlo, dhi]`.
+    /// The pointer moved by an offset in `[dlo, dhi]`. A constant move keeps
+    /// the variable part (shifting its offset); any other loses it.
     pub fn moved(&self, dlo: i128, dhi: i128) -> Ptr {
         let lo = i128::from(self.lo) + dlo;
         let hi = i128::from(self.hi) + dhi;
@@ -78,12 +116,20 @@ impl Ptr {
                 kind: self.kind,
                 lo: -OFF_LIMIT,
                 hi: OFF_LIMIT,
+                var: None,
             }
         } else {
+            let var = self.var.filter(|_| dlo == dhi).and_then(|v| {
+                Some(VarOff {
+                    off: i64::try_from(i128::from(v.off) + dlo).ok()?,
+                    ..v
+                })
+            });
             Ptr {
                 kind: self.kind,
                 lo: lo as i64,
                 hi: hi as i64,
+                var,
             }
         }
     }
@@ -126,14 +172,30 @@ impl Reg {
                 })
             }
             (Reg::Ptr(a), Reg::Ptr(b)) if a.kind == b.kind => {
+                let var = match (a.var, b.var) {
+                    (Some(x), Some(y)) if x.id == y.id && x.off == y.off => {
+                        let range = x.range.min(y.range);
+                        Some(VarOff {
+                            range: if widen.is_some() && range != x.range {
+                                VarOff::NOTHING
+                            } else {
+                                range
+                            },
+                            ..x
+                        })
+                    }
+                    _ => None,
+                };
                 let mut p = Ptr {
                     kind: a.kind,
                     lo: a.lo.min(b.lo),
                     hi: a.hi.max(b.hi),
+                    var,
                 };
                 if widen.is_some() && (p.lo != a.lo || p.hi != a.hi) {
                     p.lo = -OFF_LIMIT;
                     p.hi = OFF_LIMIT;
+                    p.var = None;
                 }
                 Reg::Ptr(p)
             }
@@ -261,6 +323,19 @@ impl Stack {
             .map(|&(_, r)| r)
     }
 
+    /// Applies `f` to every spilled pointer (copying the list only if `f`
+    /// changes one).
+    pub fn update_ptrs(&mut self, f: impl Fn(&Ptr) -> Ptr) {
+        let changes = |(_, r): &(u8, Reg)| matches!(r, Reg::Ptr(p) if f(p) != *p);
+        if self.spills.iter().any(changes) {
+            for (_, r) in Rc::make_mut(&mut self.spills).iter_mut() {
+                if let Reg::Ptr(p) = r {
+                    *p = f(p);
+                }
+            }
+        }
+    }
+
     /// Drops spilled pointers that `stale` says no longer point anywhere
     /// valid; their bytes become uninitialised.
     pub fn forget_ptrs(&mut self, stale: impl Fn(&Ptr) -> bool) {
@@ -339,6 +414,39 @@ impl State {
 
     pub fn cur_mut(&mut self) -> Option<&mut Frame> {
         self.frames.last_mut()
+    }
+
+    /// Applies `f` to every pointer in registers and spill slots of every
+    /// frame.
+    pub fn update_ptrs(&mut self, f: impl Fn(&Ptr) -> Ptr) {
+        for fr in &mut self.frames {
+            for r in &mut fr.regs {
+                if let Reg::Ptr(p) = r {
+                    *p = f(p);
+                }
+            }
+            fr.stack.update_ptrs(&f);
+        }
+    }
+
+    /// Removes the variable part `id` from every pointer holding it (before
+    /// the `add` that owns `id` creates a new value for it).
+    pub fn drop_var(&mut self, id: u32) {
+        self.update_ptrs(|p| match p.var {
+            Some(v) if v.id == id => Ptr { var: None, ..*p },
+            _ => *p,
+        });
+    }
+
+    /// Records `V + range <= len` for the variable part `id`.
+    pub fn prove_var(&mut self, id: u32, range: i64) {
+        self.update_ptrs(|p| match p.var {
+            Some(v) if v.id == id && range > v.range => Ptr {
+                var: Some(VarOff { range, ..v }),
+                ..*p
+            },
+            _ => *p,
+        });
     }
 
     /// Joins `o` (a state of the same call context) into `self`, widening

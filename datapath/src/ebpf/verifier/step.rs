@@ -5,7 +5,7 @@ use super::error::Reason;
 use super::mem::{read, set};
 use super::refine::{self, Rel};
 use super::scalar::{self, Scalar};
-use super::state::{Ptr, PtrKind, Reg, State};
+use super::state::{Ptr, PtrKind, Reg, State, VarOff};
 use crate::ebpf::helpers::{ArgKind, Helper, HelperRegistry};
 use crate::ebpf::insn::{AluOp, Cond, EndKind, Src};
 
@@ -52,13 +52,25 @@ fn op_name(op: AluOp, wide: bool) -> &'static str {
     }
 }
 
-/// `p + s` for a pointer and a scalar.
-fn ptr_add(p: &Ptr, s: &Scalar) -> Reg {
+/// `p + s` for a pointer and a scalar, computed by the `add` at slot `pc`.
+/// A packet pointer plus a non-constant scalar gets a fresh variable part
+/// (see [`VarOff`]) named after `pc`.
+fn ptr_add(st: &mut State, pc: usize, p: &Ptr, s: &Scalar) -> Reg {
     if p.kind == PtrKind::Packet && p.lo == 0 && p.hi == 0 && s.pkt_len {
         // Packet start plus packet length: the packet end.
         return Reg::Ptr(Ptr::at(PtrKind::PacketEnd, 0));
     }
-    Reg::Ptr(p.moved(i128::from(s.smin), i128::from(s.smax)))
+    let mut q = p.moved(i128::from(s.smin), i128::from(s.smax));
+    if p.kind == PtrKind::Packet && s.as_const().is_none() && q.bounded() {
+        let id = u32::try_from(pc).map_or(u32::MAX, |v| v.saturating_add(1));
+        st.drop_var(id);
+        q.var = Some(VarOff {
+            id,
+            off: 0,
+            range: VarOff::NOTHING,
+        });
+    }
+    Reg::Ptr(q)
 }
 
 /// `p - q` for two pointers into the same region, if they are.
@@ -77,8 +89,15 @@ fn ptr_diff(p: &Ptr, q: &Ptr) -> Option<Scalar> {
     }
 }
 
-/// `dst = dst OP src`.
-pub fn alu(st: &mut State, wide: bool, op: AluOp, dst: u8, src: Src) -> Result<(), Reason> {
+/// `dst = dst OP src` at slot `pc`.
+pub fn alu(
+    st: &mut State,
+    pc: usize,
+    wide: bool,
+    op: AluOp,
+    dst: u8,
+    src: Src,
+) -> Result<(), Reason> {
     let b = operand(st, src)?;
     let blame_src = |kind| Reason::PointerArithmetic {
         op: op_name(op, wide),
@@ -113,7 +132,7 @@ pub fn alu(st: &mut State, wide: bool, op: AluOp, dst: u8, src: Src) -> Result<(
         (Reg::Ptr(p), Reg::Scalar(s)) | (Reg::Scalar(s), Reg::Ptr(p))
             if wide && op == AluOp::Add && p.kind != PtrKind::PacketEnd =>
         {
-            ptr_add(&p, &s)
+            ptr_add(st, pc, &p, &s)
         }
         (Reg::Ptr(p), Reg::Scalar(s))
             if wide && op == AluOp::Sub && p.kind != PtrKind::PacketEnd =>
@@ -199,24 +218,52 @@ fn scalar_edge(
     Some(st)
 }
 
+/// The packet pointer of a comparison with the packet end, and the
+/// relation as `pkt REL end`.
+fn pkt_vs_end<'p>(rel: Rel, p: &'p Ptr, q: &'p Ptr) -> Option<(&'p Ptr, Rel)> {
+    match (p.kind, q.kind) {
+        (PtrKind::Packet, PtrKind::PacketEnd) => Some((p, rel)),
+        (PtrKind::PacketEnd, PtrKind::Packet) => Some((q, rel.swap())),
+        _ => None,
+    }
+}
+
+/// How many bytes past `pkt` a comparison `pkt REL end` proves to exist
+/// (`pkt + n <= end`) on the edge where it holds.
+fn proven_past(rel: Rel) -> Option<i64> {
+    match rel {
+        // pkt < end: pkt + 1 <= end.
+        Rel::Lt => Some(1),
+        // pkt <= end (or ==).
+        Rel::Le | Rel::Eq => Some(0),
+        _ => None,
+    }
+}
+
 /// The packet length a pointer comparison proves on the edge where
 /// `p REL q` holds (kernel-style `pkt + N > pkt_end` checks).
 fn pkt_bound(rel: Rel, p: &Ptr, q: &Ptr) -> Option<u64> {
-    let (pkt, rel) = match (p.kind, q.kind) {
-        (PtrKind::Packet, PtrKind::PacketEnd) => (p, rel),
-        (PtrKind::PacketEnd, PtrKind::Packet) => (q, rel.swap()),
-        _ => return None,
-    };
+    let (pkt, rel) = pkt_vs_end(rel, p, q)?;
     if !pkt.bounded() {
         return None;
     }
     let lo = pkt.lo.max(0) as u64;
-    match rel {
-        // pkt + lo < end: at least lo + 1 bytes.
-        Rel::Lt => Some(lo + 1),
-        // pkt + lo <= end (or ==): at least lo bytes.
-        Rel::Le | Rel::Eq => Some(lo),
-        _ => None,
+    proven_past(rel).map(|n| lo + n as u64)
+}
+
+/// Applies what `p REL q` proves to the state on the edge where it holds:
+/// the packet's minimum length, and the range of a variable packet offset.
+fn note_pkt_cmp(st: &mut State, rel: Rel, p: &Ptr, q: &Ptr) {
+    if let Some(n) = pkt_bound(rel, p, q) {
+        st.pkt_min = st.pkt_min.max(n);
+    }
+    if let Some((pkt, rel)) = pkt_vs_end(rel, p, q) {
+        if let (Some(v), Some(n)) = (pkt.var, proven_past(rel)) {
+            // V + off + n <= len.
+            if let Some(range) = v.off.checked_add(n) {
+                st.prove_var(v.id, range);
+            }
+        }
     }
 }
 
@@ -242,12 +289,8 @@ pub fn jump(
             let rel = Rel::of(cond);
             let mut t = st.clone();
             let mut f = st;
-            if let Some(n) = pkt_bound(rel, &p, &q) {
-                t.pkt_min = t.pkt_min.max(n);
-            }
-            if let Some(n) = pkt_bound(rel.negate(), &p, &q) {
-                f.pkt_min = f.pkt_min.max(n);
-            }
+            note_pkt_cmp(&mut t, rel, &p, &q);
+            note_pkt_cmp(&mut f, rel.negate(), &p, &q);
             Ok((Some(t), Some(f)))
         }
         // A null check: no pointer is null, in either engine.

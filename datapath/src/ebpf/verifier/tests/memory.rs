@@ -171,7 +171,7 @@ fn ctx_packet_pointers_get_kernel_style_bounds() {
 }
 
 #[test]
-fn ctx_accesses_must_match_a_field() {
+fn ctx_accesses_must_lie_within_a_field() {
     let env = ctx_env();
     let p = accept_in(
         &env,
@@ -181,10 +181,26 @@ fn ctx_accesses_must_match_a_field() {
     for pc in [0, 1, 2, 5] {
         assert_eq!(acc(&p, pc), CTX, "pc {pc}");
     }
-    let (_, r, _) = reject_in(&env, "ldxh %r0, [%r1+16]\nexit");
-    assert_eq!(r, Reason::CtxNoField { off: 16, size: 2 });
+    // Number fields may be accessed in part, never across a field boundary.
+    let p = accept_in(
+        &env,
+        "ldxh %r0, [%r1+16]\nldxb %r0, [%r1+19]\nsth [%r1+22], 1\nldxw %r0, [%r1+28]\nexit",
+    );
+    for pc in 0..4 {
+        assert_eq!(acc(&p, pc), CTX, "pc {pc}");
+    }
     let (_, r, _) = reject_in(&env, "ldxw %r0, [%r1+18]\nexit");
     assert_eq!(r, Reason::CtxNoField { off: 18, size: 4 });
+    let (_, r, _) = reject_in(&env, "ldxdw %r0, [%r1+20]\nexit");
+    assert_eq!(r, Reason::CtxNoField { off: 20, size: 8 });
+    // Read-only stays read-only in part.
+    let (_, r, _) = reject_in(&env, "sth [%r1+18], 1\nmov %r0, 0\nexit");
+    assert_eq!(r, Reason::CtxReadOnly { off: 18 });
+    // Packet pointers only whole.
+    let (_, r, _) = reject_in(&env, "ldxw %r0, [%r1+0]\nexit");
+    assert_eq!(r, Reason::CtxNoField { off: 0, size: 4 });
+    let (_, r, _) = reject_in(&env, "ldxw %r0, [%r1+12]\nexit");
+    assert_eq!(r, Reason::CtxNoField { off: 12, size: 4 });
     let (_, r, _) = reject_in(&env, "ldxdw %r0, [%r1+32]\nexit");
     assert_eq!(r, Reason::CtxNoField { off: 32, size: 8 });
     let (_, r, _) = reject_in(&env, "stw [%r1+16], 1\nmov %r0, 0\nexit");
@@ -311,4 +327,84 @@ fn narrow_loads_of_spilled_constants_are_exact() {
             size: 1
         }
     );
+}
+
+#[test]
+fn variable_packet_offsets_are_proven_by_their_own_checks() {
+    let env = ctx_env();
+    // r2 = pkt + x (x a u16 from the ctx); `r2 + 20 > end` proves 20 bytes
+    // past r2 whatever x is, for r2 and its copies and constant moves.
+    let src = "ldxdw %r2, [%r1+0]\nldxdw %r3, [%r1+8]\nldxh %r4, [%r1+16]\nmov %r0, 0\n\
+               add %r2, %r4\nmov %r5, %r2\nadd %r5, 20\njgt %r5, %r3, +6\n\
+               ldxh %r0, [%r2+18]\nldxw %r0, [%r2+18]\nldxb %r0, [%r5-1]\nldxb %r0, [%r5]\n\
+               add %r2, 4\nldxdw %r0, [%r2+8]\nexit";
+    let p = accept_in(&env, src);
+    assert_eq!(acc(&p, 8), PKT_PROVEN);
+    assert_eq!(acc(&p, 9), PKT_GUARDED, "bytes 18..22 exceed 20");
+    assert_eq!(acc(&p, 10), PKT_PROVEN);
+    assert_eq!(acc(&p, 11), PKT_GUARDED);
+    assert_eq!(acc(&p, 13), PKT_PROVEN, "4 + 8 + 8 <= 20");
+    // Below the variable base: proven only where the total offset cannot be
+    // negative.
+    let p = accept_in(
+        &env,
+        "ldxdw %r2, [%r1+0]\nldxdw %r3, [%r1+8]\nldxh %r4, [%r1+16]\nmov %r0, 0\n\
+         add %r4, 14\nadd %r2, %r4\nmov %r5, %r2\nadd %r5, 8\njgt %r5, %r3, +2\n\
+         ldxb %r0, [%r2-14]\nldxb %r0, [%r2-15]\nexit",
+    );
+    assert_eq!(acc(&p, 9), PKT_PROVEN);
+    assert_eq!(acc(&p, 10), PKT_GUARDED);
+    // A check on a different variable offset proves nothing for this one.
+    let p = accept_in(
+        &env,
+        "ldxdw %r2, [%r1+0]\nldxdw %r3, [%r1+8]\nldxh %r4, [%r1+16]\nmov %r0, 0\n\
+         mov %r6, %r2\nadd %r2, %r4\nldxh %r4, [%r1+18]\nadd %r6, %r4\n\
+         mov %r5, %r6\nadd %r5, 20\njgt %r5, %r3, +2\nldxb %r0, [%r6]\nldxb %r0, [%r2]\nexit",
+    );
+    assert_eq!(acc(&p, 11), PKT_PROVEN);
+    assert_eq!(acc(&p, 12), PKT_GUARDED);
+    // Redoing the add in a loop gives a new value: an older copy loses the
+    // proof (r6 keeps the previous iteration's pointer).
+    let p = accept_in(
+        &env,
+        "ldxdw %r7, [%r1+0]\nldxdw %r3, [%r1+8]\nmov %r0, 0\nmov %r8, 0\nmov %r6, %r7\n\
+         loop:\nldxh %r4, [%r1+16]\nmov %r2, %r7\nadd %r2, %r4\nmov %r5, %r2\nadd %r5, 4\n\
+         jgt %r5, %r3, out\nldxw %r0, [%r2]\nldxb %r0, [%r6]\nmov %r6, %r2\nadd %r8, 1\n\
+         jlt %r8, 3, loop\nout:\nexit",
+    );
+    assert_eq!(acc(&p, 11), PKT_PROVEN);
+    assert_eq!(acc(&p, 12), PKT_GUARDED);
+    // The reversed comparison, the not-taken edge, spills, and joins.
+    let p = accept_in(
+        &env,
+        "ldxdw %r2, [%r1+0]\nldxdw %r3, [%r1+8]\nldxh %r4, [%r1+16]\nmov %r0, 0\n\
+         add %r2, %r4\nmov %r5, %r2\nadd %r5, 6\njge %r3, %r5, +1\nexit\n\
+         stxdw [%r10-8], %r2\nldxh %r4, [%r1+18]\njeq %r4, 0, +1\nmov %r0, 1\n\
+         ldxdw %r6, [%r10-8]\nldxh %r0, [%r6+4]\nexit",
+    );
+    assert_eq!(acc(&p, 14), PKT_PROVEN);
+}
+
+#[test]
+fn joins_keep_a_variable_offset_only_where_both_sides_agree() {
+    let env = ctx_env();
+    // On one path r2 is checked for 8 bytes, on the other for 4: after the
+    // join only 4 are proven.
+    let p = accept_in(
+        &env,
+        "ldxdw %r2, [%r1+0]\nldxdw %r3, [%r1+8]\nldxh %r4, [%r1+16]\nmov %r0, 0\n\
+         add %r2, %r4\nldxw %r6, [%r1+20]\nmov %r5, %r2\njeq %r6, 0, +3\n\
+         add %r5, 8\njgt %r5, %r3, out\nja +2\nadd %r5, 4\njgt %r5, %r3, out\n\
+         ldxw %r0, [%r2]\nldxb %r0, [%r2+4]\nout:\nexit",
+    );
+    assert_eq!(acc(&p, 13), PKT_PROVEN);
+    assert_eq!(acc(&p, 14), PKT_GUARDED);
+    // Two different variable offsets joined: nothing is known.
+    let p = accept_in(
+        &env,
+        "ldxdw %r2, [%r1+0]\nldxdw %r3, [%r1+8]\nldxh %r4, [%r1+16]\nmov %r0, 0\n\
+         ldxw %r6, [%r1+20]\njeq %r6, 0, +2\nadd %r2, %r4\nja +1\nadd %r2, %r4\n\
+         mov %r5, %r2\nadd %r5, 8\njgt %r5, %r3, +1\nldxw %r0, [%r2]\nexit",
+    );
+    assert_eq!(acc(&p, 12), PKT_GUARDED);
 }

@@ -23,6 +23,14 @@ enum Item {
     Skip(u8),
     /// Stack store and load back at `-8 * slot`.
     Stack(u8),
+    /// `r8 = pkt + (byte & mask)`: a new variable base.
+    VarBase(u8),
+    /// `if r8 + n > end goto out` (ctx; MemLen programs get `Check`).
+    VarCheck(u8),
+    /// Load of `size` bytes at `r8 + off`.
+    VarAccess(u8, i16),
+    /// `r8 += n`: moves the variable base by a constant.
+    VarMove(i8),
 }
 
 fn item() -> impl Strategy<Value = Item> {
@@ -34,6 +42,11 @@ fn item() -> impl Strategy<Value = Item> {
             .prop_map(|(m, o)| Item::VarLoad(m, o)),
         (1u8..4).prop_map(Item::Skip),
         (1u8..64).prop_map(Item::Stack),
+        prop::sample::select(vec![1u8, 3, 7, 15, 31]).prop_map(Item::VarBase),
+        (0u8..40).prop_map(Item::VarCheck),
+        (prop::sample::select(vec![1u8, 2, 4, 8]), -8i16..40)
+            .prop_map(|(s, o)| Item::VarAccess(s, o)),
+        (-8i8..8).prop_map(Item::VarMove),
     ]
 }
 
@@ -55,7 +68,7 @@ fn program(items: &[Item], ctx: bool) -> String {
     } else {
         src.push_str("mov %r6, %r1\nmov %r7, %r2\n");
     }
-    src.push_str("mov %r0, 0\nmov %r3, 0\n");
+    src.push_str("mov %r0, 0\nmov %r3, 0\nmov %r8, %r6\n");
     for (i, it) in items.iter().enumerate() {
         src.push_str(&format!("i{i}:\n"));
         match *it {
@@ -77,6 +90,17 @@ fn program(items: &[Item], ctx: bool) -> String {
                 };
                 src.push_str(&format!("jset %r3, 1, {label}\n"));
             }
+            Item::VarBase(m) => src.push_str(&format!(
+                "ldxb %r4, [%r6+0]\nand %r4, {m}\nmov %r8, %r6\nadd %r8, %r4\n"
+            )),
+            Item::VarCheck(n) if ctx => src.push_str(&format!(
+                "mov %r4, %r8\nadd %r4, {n}\njgt %r4, %r7, out\n"
+            )),
+            Item::VarCheck(n) => src.push_str(&format!("jlt %r7, {n}, out\n")),
+            Item::VarAccess(s, o) => {
+                src.push_str(&format!("ldx{} %r3, [%r8{o:+}]\n", size_suffix(s)))
+            }
+            Item::VarMove(n) => src.push_str(&format!("add %r8, {n}\n")),
             Item::Stack(slot) => {
                 let off = -8 * i16::from(slot);
                 src.push_str(&format!("stxdw [%r10{off}], %r3\nldxdw %r3, [%r10{off}]\n"));
@@ -151,4 +175,22 @@ fn generated_programs_mix_proven_and_guarded_accesses() {
             .collect();
         assert_eq!(guards, [true, false, true], "ctx={ctx}");
     }
+    // And variable offsets proven by their own check.
+    let items = [
+        Item::VarBase(7),
+        Item::VarCheck(12),
+        Item::VarAccess(4, 8),
+        Item::VarAccess(4, 9),
+        Item::VarMove(-2),
+        Item::VarAccess(2, 12),
+    ];
+    let p = verify(&asm(&program(&items, true)), &ctx_env()).expect("verifies");
+    let guards: Vec<bool> = p
+        .access
+        .iter()
+        .flatten()
+        .filter(|a| a.region == Region::Packet)
+        .map(|a| a.guard)
+        .collect();
+    assert_eq!(guards, [true, false, true, false]);
 }
