@@ -131,9 +131,8 @@ pub struct FlowHelperFns {
 
 const U: ArgKind = ArgKind::Unused;
 const S: ArgKind = ArgKind::Scalar;
-/// The ctx argument (r1). `ArgKind::Any` until the engine has a kind that
-/// requires the ctx pointer itself.
-const C: ArgKind = ArgKind::Any;
+/// The ctx argument (r1): the ctx pointer itself.
+const C: ArgKind = ArgKind::Ctx;
 
 /// What the verifier and the datapath need to know of one flow helper.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -178,7 +177,13 @@ pub fn flow_helpers(fns: &FlowHelperFns) -> HelperRegistry {
     if let Some(h) = HelperRegistry::standard().get(UNWIND) {
         r.register(h.clone());
     }
-    for FlowHelperSig { id, name, args, .. } in FLOW_HELPERS {
+    for FlowHelperSig {
+        id,
+        name,
+        args,
+        changes_packet,
+    } in FLOW_HELPERS
+    {
         let func = match id {
             helper_id::OUTPUT => fns.output,
             helper_id::FLOOD => fns.flood,
@@ -192,6 +197,7 @@ pub fn flow_helpers(fns: &FlowHelperFns) -> HelperRegistry {
             name,
             args,
             func,
+            changes_packet,
         });
     }
     r

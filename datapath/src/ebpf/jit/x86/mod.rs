@@ -680,8 +680,8 @@ impl Gen<'_> {
         let known = u32::try_from(id)
             .ok()
             .and_then(|i| self.prog.env.helpers.get(i))
-            .map(|h| (h.id, h.func));
-        let Some((hid, func)) = known else {
+            .map(|h| (h.id, h.func, h.changes_packet));
+        let Some((hid, func, changes_packet)) = known else {
             let out = self.stub(Stub::UnknownHelper { pc, id });
             dynasm!(self.a ; .arch x64 ; jmp =>out);
             return;
@@ -692,6 +692,9 @@ impl Gen<'_> {
             ; mov [r12 + off::PENDING], r11
             ; mov QWORD [r12 + off::PENDING_ID], hid as i32
         );
+        if changes_packet {
+            dynasm!(self.a ; .arch x64 ; mov QWORD [r12 + off::CHANGES], 1);
+        }
         self.call_trampoline(pc);
     }
 
