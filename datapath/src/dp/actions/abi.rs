@@ -17,9 +17,17 @@
 //!   window inside `pkt` as addresses.
 //!
 //! The engine's `HelperFn` for helper 16 is then one line:
-//! `|h, a| abi::fs_output(abi::state(h.state)?, h.pkt, h.ctx, a)`, and
-//! likewise for the others ([`FLOW_HELPERS`] lists ids, names, signatures
-//! and which change the packet). After `fs_push_vlan` / `fs_pop_vlan` the context holds the
+//! `|h, a| abi::fs_output(abi::state(h.state.as_deref_mut())?, h.pkt, h.ctx, a)`,
+//! and likewise for the others ([`FLOW_HELPERS`] lists ids, names,
+//! signatures and which change the packet); [`flow_registry`] is the
+//! registry of all of them that flow programs run with.
+//!
+//! Running a flow program on a packet (the pipeline's part):
+//! [`PacketState::begin`]; [`write_packet`] into the context with the
+//! frame's buffer address ([`Frame::buffer_mut`]); run with
+//! `RunInput::ctx(frame.buffer_mut(), ctx).with_state(state)`, once per
+//! table; [`frame_window`] to move the frame's window to where the
+//! programs left it; [`PacketState::finish`]. After `fs_push_vlan` / `fs_pop_vlan` the context holds the
 //! new `data`, `data_end`, `pkt_len`, `l3_off`, `l4_off` and flow key; the
 //! engine reloads its packet bounds from it (`changes_packet`), and after
 //! the run the pipeline moves the frame's window to match
@@ -30,16 +38,17 @@
 //! [`Frame::set_window`]: crate::dp::port::Frame::set_window
 
 use std::any::Any;
+use std::sync::{Arc, OnceLock};
 
 use super::{ActionError, PacketState};
-use crate::dp::port::FrameWindow;
-use crate::ebpf::helpers::HelperExit;
+use crate::dp::port::{Frame, FrameError, FrameWindow};
+use crate::ebpf::helpers::{HelperExit, HelperRegistry};
 use crate::flow::compile::ctx::{
     CTX_DATA, CTX_DATA_END, CTX_KEY, CTX_L3_OFF, CTX_L4_OFF, CTX_PKT_LEN,
 };
-use crate::flow::compile::helper_id;
 #[cfg(doc)]
 use crate::flow::compile::FLOW_HELPERS;
+use crate::flow::compile::{flow_helpers, helper_id, FlowHelperFns};
 use crate::packet::Parsed;
 
 #[cold]
@@ -47,10 +56,11 @@ fn fault(msg: String) -> HelperExit {
     HelperExit::Fault(msg)
 }
 
-/// The worker's [`PacketState`] behind a helper's `&mut dyn Any`.
+/// The worker's [`PacketState`] behind a helper's state
+/// (`HelperCtx::state`, i.e. `RunInput::state`).
 #[inline]
-pub fn state(s: &mut dyn Any) -> Result<&mut PacketState, HelperExit> {
-    s.downcast_mut::<PacketState>()
+pub fn state(s: Option<&mut dyn Any>) -> Result<&mut PacketState, HelperExit> {
+    s.and_then(|s| s.downcast_mut::<PacketState>())
         .ok_or_else(|| fault("flow helper called without the datapath's packet state".into()))
 }
 
@@ -77,6 +87,21 @@ pub fn read_window(ctx: &[u8], base: u64, cap: usize) -> Option<(usize, usize)> 
     let start = usize::try_from(data.checked_sub(base)?).ok()?;
     let len = usize::try_from(end.checked_sub(data)?).ok()?;
     (start.checked_add(len)? <= cap).then_some((start, len))
+}
+
+/// Moves `frame`'s window to the packet the context describes (after the
+/// programs ran: VLAN helpers may have moved it). `ctx` must describe a
+/// window of `frame`'s buffer (as it does when the engines accepted it).
+#[inline]
+pub fn frame_window(ctx: &[u8], frame: &mut Frame) -> Result<(), FrameError> {
+    let base = frame.buffer().as_ptr() as u64;
+    let data = get_u64(ctx, CTX_DATA).unwrap_or(0);
+    let end = get_u64(ctx, CTX_DATA_END).unwrap_or(0);
+    // Out-of-range values wrap to huge offsets, which `set_window` refuses.
+    frame.set_window(
+        data.wrapping_sub(base) as usize,
+        end.wrapping_sub(data) as usize,
+    )
 }
 
 /// Writes a packet's description into the context: the flow key,
@@ -233,4 +258,23 @@ pub fn adapter(id: u32) -> Option<FlowHelperFn> {
         helper_id::POP_VLAN => fs_pop_vlan,
         _ => return None,
     })
+}
+
+/// The flow helpers backed by the adapters, with the standard ones: the
+/// registry flow programs run with in the datapath (the environment is
+/// [`crate::flow::compile::flow_env`] of it). Every run must pass the
+/// worker's [`PacketState`] as `RunInput::state`.
+pub fn flow_registry() -> Arc<HelperRegistry> {
+    static REG: OnceLock<Arc<HelperRegistry>> = OnceLock::new();
+    REG.get_or_init(|| {
+        Arc::new(flow_helpers(&FlowHelperFns {
+            output: |h, a| fs_output(state(h.state.as_deref_mut())?, h.pkt, h.ctx, a),
+            flood: |h, a| fs_flood(state(h.state.as_deref_mut())?, h.pkt, h.ctx, a),
+            normal: |h, a| fs_normal(state(h.state.as_deref_mut())?, h.pkt, h.ctx, a),
+            meter: |h, a| fs_meter(state(h.state.as_deref_mut())?, h.pkt, h.ctx, a),
+            push_vlan: |h, a| fs_push_vlan(state(h.state.as_deref_mut())?, h.pkt, h.ctx, a),
+            pop_vlan: |h, a| fs_pop_vlan(state(h.state.as_deref_mut())?, h.pkt, h.ctx, a),
+        }))
+    })
+    .clone()
 }

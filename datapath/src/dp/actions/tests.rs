@@ -561,7 +561,7 @@ fn adapters_drive_the_state() {
     assert_eq!(ctx_key(&ctx), extract(&pkt, 1).unwrap().key);
     r.st.begin(1, 0);
     let any: &mut dyn std::any::Any = &mut r.st;
-    let st = abi::state(any).unwrap();
+    let st = abi::state(Some(any)).unwrap();
     let call = |st: &mut PacketState, f: &mut Frame, ctx: &mut Vec<u8>, id, a: [u64; 5]| {
         (abi::adapter(id).unwrap())(st, f.buffer_mut(), ctx, a)
     };
@@ -589,7 +589,8 @@ fn adapters_drive_the_state() {
     assert_eq!(st.sent(), 7);
     assert!(abi::adapter(5).is_none());
     let mut wrong = 5u32;
-    assert!(abi::state(&mut wrong).is_err());
+    assert!(abi::state(Some(&mut wrong)).is_err());
+    assert!(abi::state(None).is_err());
 }
 
 #[test]
