@@ -116,7 +116,12 @@ fn flow(actions: Vec<Action>) -> FlowSpec {
 
 fn load(spec: &FlowSpec, engine: Engine) -> Loaded {
     let insns = compile_flow(spec, &CompileOptions::default()).unwrap();
-    Loaded::load(&insns, &flow_env(flow_registry()), engine).unwrap()
+    Loaded::load(
+        &insns,
+        &flow_env(flow_registry(), Default::default()),
+        engine,
+    )
+    .unwrap()
 }
 
 /// Runs the packets `(frame, in_port, ms)` in order through `spec` on a
