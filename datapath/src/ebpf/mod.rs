@@ -11,6 +11,7 @@ pub mod bench;
 pub mod conformance;
 pub mod diff;
 pub mod disasm;
+pub mod elf;
 pub mod engine;
 pub mod helpers;
 pub mod insn;
