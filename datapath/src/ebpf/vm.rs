@@ -116,7 +116,7 @@ fn ctx_u64(ctx: &[u8], off: usize) -> Option<u64> {
 
 impl WindowFields {
     /// The raw `(data, data_end)` values of `ctx` (0 for a missing field;
-    /// [`read_window`] gives missing fields their defaults).
+    /// [`WindowFields::read_window`] gives missing fields their defaults).
     #[inline]
     pub fn raw(&self, ctx: &[u8]) -> (u64, u64) {
         let get = |f: Option<usize>| f.and_then(|o| ctx_u64(ctx, o)).unwrap_or(0);

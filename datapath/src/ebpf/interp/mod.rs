@@ -15,6 +15,10 @@
 //!
 //! Order of checks at a `call local`: the budget first, then the call depth.
 //! The stack buffer starts zeroed at every run.
+//!
+//! Map values (`Region::Map`) are shared with other threads: the
+//! interpreter reaches them only through [`Slab`] (atomic operations on the
+//! words holding them), checked against the map's storage.
 
 use std::any::Any;
 

@@ -9,7 +9,9 @@
 //! also hosts the helper trampoline.
 //!
 //! Memory accesses the verifier marked `guard: true` are checked inline
-//! against the region's run-time bounds; the others are trusted. Run-time
+//! against the region's run-time bounds (a map value's against its map's
+//! storage, whose bounds are fixed when the code is made); the others are
+//! trusted. Run-time
 //! errors come back as the same [`RunError`] values the interpreter produces.
 //!
 //! On other architectures [`compile`] returns a program that runs the

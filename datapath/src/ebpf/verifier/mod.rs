@@ -8,8 +8,9 @@
 //! 2. `analyze`: abstract interpretation over the control-flow graph.
 //!    Every register is uninitialised, a scalar (unsigned and signed bounds
 //!    plus known bits, see `scalar` and `tnum`) or a pointer into the
-//!    context, a stack frame, or the packet (with an offset range), or the
-//!    packet end; each stack frame tracks per-byte initialisation and
+//!    context, a stack frame, the packet or a map value (with an offset
+//!    range), the packet end, a map handle or a map lookup's unchecked
+//!    result; each stack frame tracks per-byte initialisation and
 //!    8-byte register spills. States are joined where control flow merges
 //!    and widened (first to the constants the program compares against) so
 //!    loops converge. Conditional jumps refine their operands on both edges
@@ -28,6 +29,17 @@
 //! Ctx accesses must lie within one field of the layout: packet-pointer
 //! fields are read whole (8 bytes), number fields may be read or written
 //! (if writable) in part, with any access size.
+//!
+//! Maps (`crate::ebpf::maps`): `lddw rX, map N` gives a handle (no
+//! arithmetic, comparison or dereference); `map_lookup_elem` returns an
+//! unchecked result that must be compared with 0 (the comparison refines
+//! every copy from the same call); on the non-zero edge it points to a value
+//! whose accesses must be proven within `value_size` bytes (an unprovable
+//! one is rejected, so map accesses never need a run-time check). Map
+//! pointers are never subtracted or ordered (two values have different
+//! bases), never stored outside a stack spill, and atomics on values need a
+//! constant aligned offset. Key and value arguments must point to
+//! initialised stack or to a map value, of the map's sizes.
 //!
 //! Limits: the analysis stops with [`Reason::TooComplex`] after
 //! [`MAX_STEPS`] steps and with [`Reason::TooManyStates`] when stored

@@ -65,7 +65,7 @@ impl std::fmt::Display for PtrKind {
             PtrKind::MapHandle { map } => write!(f, "handle of map {map}"),
             PtrKind::MapValue { map } => write!(f, "pointer into a value of map {map}"),
             PtrKind::MapValueOrNull { map, .. } => {
-                write!(f, "unchecked lookup result of map {map} (may be null)")
+                write!(f, "map {map} lookup result (not yet checked against 0)")
             }
         }
     }
