@@ -10,9 +10,10 @@ use crate::ebpf::insn::{decode, Op};
 /// The committed build of `testdata/maps.c`.
 pub const FIXTURE: &[u8] = include_bytes!("testdata/maps.o");
 
-/// `testdata/maps.c` built now with clang, or `None` (with a note) when
-/// there is no clang outside CI.
-pub fn fresh_build() -> Option<Vec<u8>> {
+/// `src` (a C file using `flowswitch.h`) built now with
+/// `clang -O2 -target bpf`, or `None` (with a note) when there is no clang
+/// outside CI.
+pub fn build_c(src: &Path) -> Option<Vec<u8>> {
     let clang = [
         "clang", "clang-14", "clang-15", "clang-16", "clang-17", "clang-18",
     ]
@@ -23,18 +24,20 @@ pub fn fresh_build() -> Option<Vec<u8>> {
             std::env::var("CI").as_deref() != Ok("true"),
             "clang is required under CI (tests/run.sh installs it)"
         );
-        eprintln!("clang not found: the ELF loader is tested on the committed maps.o only");
+        eprintln!("clang not found: {} is not built", src.display());
         return None;
     };
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/ebpf/elf/testdata/maps.c");
+    let include = Path::new(env!("CARGO_MANIFEST_DIR")).join("include");
     let out = std::env::temp_dir().join(format!(
-        "fs-elf-{}-{:?}.o",
+        "fs-clang-{}-{:?}.o",
         std::process::id(),
         std::thread::current().id()
     ));
     let st = Command::new(clang)
         .args(["-O2", "-Wall", "-Werror", "-target", "bpf", "-c"])
-        .arg(&src)
+        .arg("-I")
+        .arg(&include)
+        .arg(src)
         .arg("-o")
         .arg(&out)
         .status()
@@ -43,6 +46,12 @@ pub fn fresh_build() -> Option<Vec<u8>> {
     let bytes = std::fs::read(&out).expect("clang's output");
     let _ = std::fs::remove_file(&out);
     Some(bytes)
+}
+
+/// `testdata/maps.c` built now, or `None` when there is no clang outside
+/// CI.
+pub fn fresh_build() -> Option<Vec<u8>> {
+    build_c(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src/ebpf/elf/testdata/maps.c"))
 }
 
 /// Both builds to test: the fixture, and the fresh one if any.

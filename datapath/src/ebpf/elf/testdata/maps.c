@@ -1,7 +1,7 @@
 /* Test program for the ELF loader (datapath/src/ebpf/elf/tests.rs).
- * Built with: clang -O2 -target bpf -c maps.c -o maps.o
+ * Built with: clang -O2 -target bpf -I datapath/include -c maps.c -o maps.o
  * (the test rebuilds it when clang is there; maps.o is the committed build). */
-#include "../../../../include/flowswitch.h"
+#include "flowswitch.h"
 
 FS_MAP(counters, FS_MAP_ARRAY, __u32, __u64, 4);
 FS_MAP(seen, FS_MAP_HASH, __u64, __u32, 8);
