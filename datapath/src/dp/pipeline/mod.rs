@@ -29,3 +29,6 @@ fn drop_reason(r: ProgDrop) -> DropReason {
         ProgDrop::Custom => DropReason::Custom,
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -335,7 +335,7 @@ impl Worker {
         state.begin(in_port, now_ns);
         *ctx = FlowCtx::new(&parsed.key, parsed.l3, parsed.l4, frame.len() as u32, 0);
         let key0 = parsed.key;
-        let cached = emc
+        let mut cached = emc
             .as_ref()
             .and_then(|e| e.get(&key0))
             .filter(|c| c.generation == gen.id());
@@ -367,6 +367,9 @@ impl Worker {
                 Some(f) => match cx.run(f) {
                     Some(r) => Choice::Flow(f, r),
                     None => {
+                        // The cached flow declined (its filter): the rest
+                        // of the cached path no longer applies.
+                        cached = None;
                         asked = true;
                         cx.lookup(table, &mut path)
                     }
