@@ -50,8 +50,7 @@ fn load_custom(p: &EbpfProgram) -> Result<Vec<Insn>, String> {
         EbpfRef::Asm { path } => {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| format!("{}: `{}`: {e}", p.at, path.display()))?;
-            asm::assemble(&text)
-                .map_err(|e| format!("{}: `{}` line {}: {e}", p.at, path.display(), e.line()))
+            asm::assemble(&text).map_err(|e| format!("{}: `{}`: {e}", p.at, path.display()))
         }
         EbpfRef::Elf { path, section } => Err(format!(
             "{}: `{}` section {section}: ELF objects are not supported yet; use {{asm: FILE.s}}",
