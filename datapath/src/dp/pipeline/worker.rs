@@ -40,9 +40,10 @@ use crate::dp::port::{Flushed, Frame, PortError, PortId, PortSet};
 use crate::dp::stats::{DropReason, WorkerCounters};
 use crate::ebpf::jit::JitScratch;
 use crate::ebpf::vm::RunError;
+use crate::flow::compile::ctx::{CTX_SCRATCH, CTX_SCRATCH_LEN};
 use crate::flow::compile::{FlowCtx, Verdict};
 use crate::flow::key::FlowKey;
-use crate::packet::extract;
+use crate::packet::{extract, Parsed};
 
 /// Most tables a cached path records; longer paths are not cached.
 pub const PATH_MAX: usize = 6;
@@ -143,7 +144,12 @@ pub struct Worker {
     rx: Vec<Frame>,
     /// Where a new generation is published (see [`Worker::follow`]).
     source: Option<Arc<ArcSwap<Generation>>>,
+    /// Scratch of [`Worker::process_frames`].
+    pre: Vec<Prepared>,
 }
+
+/// A packet's key and cached path, or why it cannot be parsed.
+type Prepared = Result<(Parsed, Option<CachedPath>), DropReason>;
 
 impl std::fmt::Debug for Worker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -179,6 +185,7 @@ impl Worker {
             stats: WorkerStats::default(),
             rx: Vec::new(),
             source: None,
+            pre: Vec::new(),
         }
     }
 
@@ -237,9 +244,7 @@ impl Worker {
         in_port: PortId,
         now_ns: u64,
     ) -> Flushed {
-        for f in frames.iter_mut() {
-            self.process(f, in_port, now_ns);
-        }
+        self.process_frames(frames, in_port, now_ns);
         let done = self.state.flush();
         self.state.tx().pool().put_all(frames);
         done
@@ -271,9 +276,7 @@ impl Worker {
                 c.rx_bytes
                     .add(rx.iter().map(|f| f.len() as u64).sum::<u64>());
             }
-            for f in rx.iter_mut() {
-                self.process(f, id, now_ns);
-            }
+            self.process_frames(&mut rx, id, now_ns);
             total += n;
             self.state.tx().pool().put_all(&mut rx);
         }
@@ -307,11 +310,47 @@ impl Worker {
     /// Outputs are queued: [`flush`](Self::flush) sends them.
     #[inline]
     pub fn process(&mut self, frame: &mut Frame, in_port: PortId, now_ns: u64) -> Outcome {
+        let pre = self.prepare(frame, in_port);
+        self.run(frame, in_port, now_ns, pre)
+    }
+
+    /// Runs `frames`, all received on `in_port` at `now_ns`, like
+    /// [`process`](Self::process) one after the other, but extracts every
+    /// key and looks every one up in the cache first, so that the cache's
+    /// memory accesses overlap. Outputs are queued.
+    pub fn process_frames(&mut self, frames: &mut [Frame], in_port: PortId, now_ns: u64) {
+        let mut pre = std::mem::take(&mut self.pre);
+        pre.clear();
+        pre.extend(frames.iter().map(|f| self.prepare(f, in_port)));
+        for (f, p) in frames.iter_mut().zip(pre.drain(..)) {
+            self.run(f, in_port, now_ns, p);
+        }
+        self.pre = pre;
+    }
+
+    /// The first half of a packet: its key, and its cached path if any.
+    #[inline]
+    fn prepare(&self, frame: &Frame, in_port: PortId) -> Prepared {
+        match extract(frame.data(), in_port) {
+            Ok(parsed) => {
+                let cached = self
+                    .emc
+                    .as_ref()
+                    .and_then(|e| e.get(&parsed.key))
+                    .filter(|c| c.generation == self.generation.id());
+                Ok((parsed, cached))
+            }
+            Err(e) => Err(DropReason::Parse(e.kind())),
+        }
+    }
+
+    /// The second half: the tables, the actions, the cache update.
+    #[inline]
+    fn run(&mut self, frame: &mut Frame, in_port: PortId, now_ns: u64, pre: Prepared) -> Outcome {
         self.stats.packets += 1;
-        let parsed = match extract(frame.data(), in_port) {
+        let (parsed, mut cached) = match pre {
             Ok(p) => p,
-            Err(e) => {
-                let r = DropReason::Parse(e.kind());
+            Err(r) => {
                 self.counters.count_drop(r);
                 return Outcome {
                     sent: 0,
@@ -333,12 +372,8 @@ impl Worker {
         } = self;
         let gen: &Generation = generation;
         state.begin(in_port, now_ns);
-        *ctx = FlowCtx::new(&parsed.key, parsed.l3, parsed.l4, frame.len() as u32, 0);
+        reset_ctx(ctx, &parsed, frame.len() as u32);
         let key0 = parsed.key;
-        let mut cached = emc
-            .as_ref()
-            .and_then(|e| e.get(&key0))
-            .filter(|c| c.generation == gen.id());
         let mut path = PathRec {
             len: 0,
             flows: [NO_FLOW; PATH_MAX],
@@ -445,6 +480,23 @@ impl Worker {
             stats.emc_hits += 1;
         }
         cx.state.finish(cx.frame, verdict)
+    }
+}
+
+/// Prepares the flow context for a new packet: its key, offsets and
+/// length; table 0; mark and scratch zero.
+#[inline]
+fn reset_ctx(ctx: &mut FlowCtx, p: &Parsed, len: u32) {
+    ctx.set_key(&p.key);
+    ctx.set_offsets(p.l3, p.l4);
+    ctx.set_pkt_len(len);
+    ctx.set_table(0);
+    ctx.set_mark(0);
+    if let Some(s) = ctx
+        .bytes
+        .get_mut(CTX_SCRATCH..CTX_SCRATCH + CTX_SCRATCH_LEN)
+    {
+        s.fill(0);
     }
 }
 

@@ -203,10 +203,14 @@ fn a_new_generation_takes_over_between_batches() {
     let rig = Rig::new(g1.clone());
     let mut w = rig.dp.worker(0, WorkerConfig::default()).unwrap();
     let f = udp(1, 0);
-    rig.mems[0].push_rx(&f);
-    rig.mems[0].push_rx(&f);
-    assert_eq!(w.poll(32, 0).unwrap(), 2);
+    // Two batches of one frame: the second is a cache hit. (Within one
+    // batch every key is looked up before any path is inserted.)
+    for i in 0..2 {
+        rig.mems[0].push_rx(&f);
+        assert_eq!(w.poll(32, i).unwrap(), 1);
+    }
     assert_eq!(receivers(&rig), vec![(2, 2)]);
+    assert_eq!(w.stats().emc_hits, 1);
     let g2 = build(&out(3), &no_customs(), MissPolicy::Drop, Engine::Jit);
     assert_ne!(g1.id(), g2.id());
     rig.dp.publish(g2.clone());
