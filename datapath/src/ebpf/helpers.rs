@@ -5,15 +5,28 @@
 //! through a trampoline in `sys/`. A helper sees the program's memory only
 //! through [`HelperCtx`], as bounds-checked slices.
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 /// What a helper may see of the running program.
 pub struct HelperCtx<'a> {
-    /// The Packet region.
+    /// `RunInput.pkt`: for `Entry::MemLen` programs the Packet region; for
+    /// `Entry::Ctx` programs the whole packet buffer, of which the context's
+    /// `data` / `data_end` give the Packet region as addresses.
     pub pkt: &'a mut [u8],
     /// The context structure (empty for `Entry::MemLen` programs).
     pub ctx: &'a mut [u8],
+    /// `RunInput.state`: the caller's per-run state (the datapath's
+    /// per-packet state), if any.
+    pub state: Option<&'a mut dyn Any>,
+}
+
+impl HelperCtx<'_> {
+    /// The per-run state, if there is one of type `T`.
+    pub fn state_mut<T: Any>(&mut self) -> Option<&mut T> {
+        self.state.as_deref_mut()?.downcast_mut::<T>()
+    }
 }
 
 /// How a helper call ends when it does not simply return a value in r0.
@@ -37,6 +50,9 @@ pub enum ArgKind {
     Scalar,
     /// Any initialised value, pointer or scalar (the helper does not dereference it).
     Any,
+    /// The context pointer itself (r1 at entry, offset 0): the helper reaches
+    /// the context through [`HelperCtx::ctx`].
+    Ctx,
 }
 
 /// A registered helper.
@@ -46,6 +62,13 @@ pub struct Helper {
     pub name: &'static str,
     pub args: [ArgKind; 5],
     pub func: HelperFn,
+    /// The helper may move the packet window (the context's `data` /
+    /// `data_end`) and rewrite packet bytes: the verifier forgets every
+    /// packet pointer at the call, and the engines re-read the window after
+    /// it (and check that it still lies in the packet buffer). A helper
+    /// without this flag must leave `data` / `data_end` alone: the engines
+    /// stop the program with `RunError::HelperFault` if it does not.
+    pub changes_packet: bool,
 }
 
 /// Helper id → helper.
@@ -84,6 +107,7 @@ impl HelperRegistry {
                     ArgKind::Unused,
                 ],
                 func: unwind,
+                changes_packet: false,
             });
             Arc::new(r)
         })

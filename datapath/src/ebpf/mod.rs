@@ -20,6 +20,9 @@ pub mod testgen;
 pub mod verifier;
 pub mod vm;
 
+#[cfg(test)]
+mod tests;
+
 use std::sync::Arc;
 
 pub use helpers::HelperRegistry;

@@ -4,7 +4,7 @@
 //! is made read+write, the code is copied in, the tail of the last page is
 //! filled with `int3`, and the whole mapping is switched to read+execute with
 //! `mprotect` before anyone can see it. The mapping is never writable and
-//! executable at the same time, and it is immutable once [`ExecArena::seal`]
+//! executable at the same time, and it is immutable once `ExecArena::seal`
 //! returns. It is unmapped when the last [`Arc`] to it is dropped; every
 //! compiled program holds one.
 //!

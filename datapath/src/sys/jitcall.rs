@@ -15,18 +15,32 @@
 //!
 //! A helper call passes r1..r5 in the SysV argument registers they already
 //! occupy and the `VmCtx` in r9 (the sixth argument); the budget is parked in
-//! `VmCtx.budget` around it.
+//! `VmCtx.budget` around it. The code names the helper by storing its
+//! function pointer and id in `pending` / `pending_id` (both fixed when the
+//! program was compiled), or, for a `callx` resolved at run time, 0 and the
+//! id, with the registry's address in `registry`.
+//!
+//! The code also stores 1 in `changes` before calling a helper flagged
+//! `changes_packet`.
 //!
 //! The `VmCtx` and the eBPF stack live together in a [`RunState`], allocated
-//! once and reused by every run on it. [`enter`] fills only what the program
-//! needs ([`Needs`]). The layout of [`VmCtx`] is shared with the code
-//! generator through the offsets in [`off`].
+//! once and reused by every run on it. Region bounds: the stack's are fixed
+//! when the state is made; the packet's are stored by the program's own
+//! prologue for [`EntryArg::MemLen`] programs (it gets the packet in r1/r2);
+//! [`enter`] stores the context's, and for [`EntryArg::Ctx`] programs the
+//! packet window's (the region guarded accesses check) and the whole packet
+//! buffer's (what helpers get). After a helper the trampoline checks the
+//! window: a `changes_packet` helper's new window is read from the context,
+//! checked to lie in the buffer and becomes the Packet region; any other
+//! helper must have left it alone. The layout of [`VmCtx`] is shared with
+//! the code generator through the offsets in [`off`].
 
+use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use super::exec::ExecEntry;
 use crate::ebpf::helpers::{HelperCtx, HelperExit, HelperFn, HelperRegistry};
-use crate::ebpf::vm::STACK_TOTAL;
+use crate::ebpf::vm::{window_fault, WindowFields, STACK_TOTAL, UNFLAGGED_WINDOW_CHANGE};
 
 /// Status values the generated code and the trampoline store in `VmCtx.status`.
 pub mod status {
@@ -49,8 +63,8 @@ pub const REGION_STACK: usize = 0;
 pub const REGION_CTX: usize = 1;
 pub const REGION_PACKET: usize = 2;
 
-/// `VmCtx.pending` value meaning "look the helper id up at run time".
-pub const PENDING_DYNAMIC: u64 = u64::MAX;
+/// `VmCtx.pending` value meaning "look `pending_id` up in `registry`".
+pub const PENDING_DYNAMIC: u64 = 0;
 
 /// Bounds of one memory region as the generated code checks them.
 #[repr(C)]
@@ -96,17 +110,32 @@ pub struct VmCtx {
     err_pc: u64,
     err_a: u64,
     err_b: u64,
-    /// Index into `helpers` of the helper being called, or [`PENDING_DYNAMIC`].
+    /// The helper being called: its `HelperFn` as an address, or
+    /// [`PENDING_DYNAMIC`].
     pending: u64,
-    /// Helper id for a dynamic call.
+    /// Its id (for a dynamic call, the value of the `callx` register).
     pending_id: u64,
-    /// `*const (u32, HelperFn)` and length of the helper table.
-    helpers: usize,
-    helpers_len: usize,
     /// `*const HelperRegistry`, for dynamic calls.
-    registry: usize,
+    registry: u64,
+    /// Non-zero: the helper being called is flagged `changes_packet`.
+    changes: u64,
     fault: Option<String>,
+    /// `Entry::Ctx` runs: the whole packet buffer (the helpers' `pkt`) and
+    /// where the context keeps the window. `None` for `MemLen` runs.
+    window: Option<(WindowFields, RegionBounds)>,
+    /// `RunInput.state` of the current run, for the helpers.
+    state: Option<StatePtr>,
 }
+
+/// The per-run state's address while a run is in progress.
+#[derive(Debug, Clone, Copy)]
+struct StatePtr(*mut dyn Any);
+
+// SAFETY: a `StatePtr` is stored only by `enter`, for the duration of one
+// run on the calling thread, and cleared before `enter` returns; a
+// `RunState` moved to another thread never carries one, so the pointer is
+// never dereferenced off the thread that borrowed the state.
+unsafe impl Send for StatePtr {}
 
 /// Byte offsets of `VmCtx` fields, for the code generator.
 pub mod off {
@@ -138,6 +167,14 @@ pub mod off {
     pub const ERR_B: i32 = i(offset_of!(VmCtx, err_b));
     pub const PENDING: i32 = i(offset_of!(VmCtx, pending));
     pub const PENDING_ID: i32 = i(offset_of!(VmCtx, pending_id));
+    pub const REGISTRY: i32 = i(offset_of!(VmCtx, registry));
+    pub const CHANGES: i32 = i(offset_of!(VmCtx, changes));
+    /// Offset of region `r`'s length.
+    pub const fn region_len(r: usize) -> i32 {
+        i(offset_of!(VmCtx, regions)
+            + r * size_of::<RegionBounds>()
+            + offset_of!(RegionBounds, len))
+    }
 }
 
 /// The eBPF stack: all frames, 16-byte aligned.
@@ -169,23 +206,14 @@ impl RunState {
     }
 }
 
-/// What the generated code of one program reads from the `VmCtx`, so
-/// [`enter`] fills only that.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Needs {
-    /// Bounds of the packet / context / stack region (guarded accesses;
-    /// helpers see packet and context).
-    pub pkt: bool,
-    pub ctx: bool,
-    pub stack: bool,
-    /// The helper table and registry.
-    pub helpers: bool,
-}
-
-impl Needs {
-    pub fn any(&self) -> bool {
-        self.pkt || self.ctx || self.stack || self.helpers
-    }
+/// The packet window of an [`EntryArg::Ctx`] run, checked by the caller
+/// to lie in the packet buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CtxWindow {
+    pub fields: WindowFields,
+    /// Offset of the window in the buffer, and its length.
+    pub start: usize,
+    pub len: usize,
 }
 
 /// What r1 holds at entry.
@@ -193,8 +221,9 @@ impl Needs {
 pub enum EntryArg {
     /// r1 = packet start, r2 = packet length.
     MemLen,
-    /// r1 = context start, r2 = 0.
-    Ctx,
+    /// r1 = context start, r2 = 0; the Packet region is this window of
+    /// the packet buffer.
+    Ctx(CtxWindow),
 }
 
 /// Everything one run needs besides the code and the [`RunState`].
@@ -203,12 +232,11 @@ pub struct EnterArgs<'a> {
     pub ctx: &'a mut [u8],
     pub entry: EntryArg,
     pub budget: u64,
-    pub needs: Needs,
-    /// Helpers called by a fixed id, indexed by the value the code stores in
-    /// `pending`.
-    pub helpers: &'a [(u32, HelperFn)],
-    /// For calls whose id is only known at run time.
-    pub registry: &'a HelperRegistry,
+    /// Store the context's bounds (a `MemLen` program that calls helpers or
+    /// has guarded context accesses); `Ctx` programs always get them.
+    pub ctx_bounds: bool,
+    /// For the helpers.
+    pub state: Option<&'a mut dyn Any>,
 }
 
 /// How a run that did not return normally ended, as the generated code and
@@ -229,19 +257,35 @@ pub struct RawError {
 /// [`ExecEntry`]: its body follows the contract in the module documentation.
 #[inline]
 pub fn enter(entry: &ExecEntry, st: &mut RunState, args: EnterArgs<'_>) -> Result<u64, RawError> {
+    let ctx_start = args.ctx.as_mut_ptr() as u64;
+    let pkt_start = args.pkt.as_mut_ptr() as u64;
     let (r1, r2) = match args.entry {
-        EntryArg::MemLen => (args.pkt.as_mut_ptr() as u64, args.pkt.len() as u64),
-        EntryArg::Ctx => (args.ctx.as_mut_ptr() as u64, 0),
+        EntryArg::MemLen => {
+            st.vm.window = None;
+            if args.ctx_bounds {
+                st.vm.regions[REGION_CTX].set(ctx_start, args.ctx.len());
+            }
+            (pkt_start, args.pkt.len() as u64)
+        }
+        EntryArg::Ctx(w) => {
+            // Within the buffer: checked by the caller.
+            let win_start = pkt_start.wrapping_add(w.start as u64);
+            st.vm.regions[REGION_PACKET].set(win_start, w.len.min(args.pkt.len()));
+            let mut buf = RegionBounds::default();
+            buf.set(pkt_start, args.pkt.len());
+            st.vm.window = Some((w.fields, buf));
+            st.vm.regions[REGION_CTX].set(ctx_start, args.ctx.len());
+            (ctx_start, 0)
+        }
     };
-    if args.needs.any() {
-        let stack_start = st.stack.0.as_ptr() as u64;
-        prepare(&mut st.vm, stack_start, &args);
-    }
-    call(entry, st, r1, r2, args.budget)
+    st.vm.state = args.state.map(|s| StatePtr(s as *mut dyn Any));
+    let r = call(entry, st, r1, r2, args.budget);
+    st.vm.state = None;
+    r
 }
 
-/// [`enter`] for a [`EntryArg::MemLen`] program that needs nothing from the
-/// `VmCtx` but its error fields ([`Needs::any`] is false): the fast path.
+/// [`enter`] for a [`EntryArg::MemLen`] program that does not need the
+/// context's bounds: the fast path.
 #[inline]
 pub fn enter_mem(
     entry: &ExecEntry,
@@ -280,27 +324,6 @@ fn call(
     Ok(r0)
 }
 
-/// Fills what the program reads from the `VmCtx` for this run.
-#[cold]
-#[inline(never)]
-fn prepare(vm: &mut VmCtx, stack_start: u64, args: &EnterArgs<'_>) {
-    let needs = args.needs;
-    if needs.pkt || needs.helpers {
-        vm.regions[REGION_PACKET].set(args.pkt.as_ptr() as u64, args.pkt.len());
-    }
-    if needs.ctx || needs.helpers {
-        vm.regions[REGION_CTX].set(args.ctx.as_ptr() as u64, args.ctx.len());
-    }
-    if needs.stack {
-        vm.regions[REGION_STACK].start = stack_start;
-    }
-    if needs.helpers {
-        vm.helpers = args.helpers.as_ptr() as usize;
-        vm.helpers_len = args.helpers.len();
-        vm.registry = args.registry as *const HelperRegistry as usize;
-    }
-}
-
 /// Takes the error the code reported and resets `status` for the next run.
 #[cold]
 #[inline(never)]
@@ -314,6 +337,19 @@ fn take_error(vm: &mut VmCtx) -> RawError {
     };
     vm.status = status::OK;
     e
+}
+
+/// The bytes of a region as a slice.
+///
+/// # Safety
+/// `r.start` must point to `r.len` bytes, valid and otherwise unreferenced
+/// for the returned lifetime, unless `r.len` is 0.
+unsafe fn region_slice<'a>(r: RegionBounds) -> &'a mut [u8] {
+    if r.len == 0 {
+        return &mut [];
+    }
+    // SAFETY: guaranteed by the caller.
+    unsafe { std::slice::from_raw_parts_mut(r.start as *mut u8, r.len as usize) }
 }
 
 /// Address of the helper trampoline, for the code generator.
@@ -339,50 +375,76 @@ extern "sysv64" fn helper_trampoline(
     // generated code is suspended in the call).
     let vm = unsafe { &mut *vm };
     let found = if vm.pending == PENDING_DYNAMIC {
-        // SAFETY: `enter` stored the address of the `&HelperRegistry` in
-        // `EnterArgs` (programs that call helpers always have `needs.helpers`),
-        // borrowed for the whole of `enter`.
+        // SAFETY: for a dynamic call the code stored the address of the
+        // program's `HelperRegistry`, which the `JitProgram` running (and
+        // borrowed by our caller for the whole run) keeps alive.
         let registry = unsafe { &*(vm.registry as *const HelperRegistry) };
         u32::try_from(vm.pending_id)
             .ok()
             .and_then(|id| registry.get(id))
-            .map(|h| (h.id, h.func))
+            .map(|h| {
+                vm.changes |= u64::from(h.changes_packet);
+                (h.id, h.func)
+            })
     } else {
-        // SAFETY: `helpers`/`helpers_len` come from the slice in `EnterArgs`,
-        // borrowed for the whole of `enter`.
-        let table = unsafe {
-            std::slice::from_raw_parts(vm.helpers as *const (u32, HelperFn), vm.helpers_len)
-        };
-        usize::try_from(vm.pending)
-            .ok()
-            .and_then(|i| table.get(i))
-            .copied()
+        // SAFETY: a non-zero `pending` is always the address of a `HelperFn`
+        // the JIT took from the registry at compile time and wrote into the
+        // code as an immediate; `HelperFn` is a plain function pointer.
+        let func = unsafe { std::mem::transmute::<usize, HelperFn>(vm.pending as usize) };
+        Some((vm.pending_id as u32, func))
     };
     let Some((id, func)) = found else {
+        vm.changes = 0;
         vm.status = status::UNKNOWN_HELPER;
-        vm.err_a = if vm.pending == PENDING_DYNAMIC {
-            vm.pending_id
-        } else {
-            vm.pending
-        };
+        vm.err_a = vm.pending_id;
         return 0;
     };
     vm.err_a = u64::from(id);
-    let pkt = &vm.regions[REGION_PACKET];
-    let ctx = &vm.regions[REGION_CTX];
-    // SAFETY: both regions were set by `enter` for this run from exclusively
-    // borrowed slices (pointer and length) that outlive this call; the
-    // generated code is suspended, so these are the only live references to
-    // the buffers, and they are dropped before we return to it.
-    let mut hctx = unsafe {
-        HelperCtx {
-            pkt: std::slice::from_raw_parts_mut(pkt.start as *mut u8, pkt.len as usize),
-            ctx: std::slice::from_raw_parts_mut(ctx.start as *mut u8, ctx.len as usize),
-        }
+    let changes = std::mem::take(&mut vm.changes) != 0;
+    // The helpers' `pkt` is the whole buffer: the packet region for
+    // `MemLen` runs, the buffer around the window for `Ctx` runs.
+    let buf = match vm.window {
+        Some((_, buf)) => buf,
+        None => vm.regions[REGION_PACKET],
     };
+    let ctx = vm.regions[REGION_CTX];
+    // SAFETY: the buffer's and the context's bounds were stored for this
+    // run (the packet's by the program's prologue from r1/r2 or by `enter`,
+    // the rest by `enter`) from exclusively borrowed slices, pointer and
+    // length, that outlive this call; the generated code is suspended, so
+    // these are the only live references to the buffers, and they are
+    // dropped before we return to it. Empty regions become empty slices
+    // without touching their start.
+    let (pkt, ctx) = unsafe { (region_slice(buf), region_slice(ctx)) };
+    let before = vm.window.map(|(w, _)| w.raw(ctx));
+    // SAFETY: `enter` stored the exclusively borrowed `RunInput.state` of
+    // this run (and clears it when the run ends); nothing else references
+    // it while the generated code is suspended in this call.
+    let state = vm.state.map(|p| unsafe { &mut *p.0 });
+    let mut hctx = HelperCtx { pkt, ctx, state };
     // A panic must not unwind into generated code (it has no unwind tables):
     // it becomes a helper fault.
     let result = catch_unwind(AssertUnwindSafe(|| func(&mut hctx, [a1, a2, a3, a4, a5])));
+    if let (Some((w, buf)), Some(before)) = (vm.window, before) {
+        let reason = if changes {
+            match w.read_window(buf.start, buf.len as usize, hctx.ctx) {
+                Ok((start, len)) => {
+                    vm.regions[REGION_PACKET].set(buf.start.wrapping_add(start as u64), len);
+                    None
+                }
+                Err((data, data_end)) => Some(window_fault(data, data_end, buf.len as usize)),
+            }
+        } else if w.raw(hctx.ctx) != before {
+            Some(UNFLAGGED_WINDOW_CHANGE.to_string())
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            vm.status = status::HELPER_FAULT;
+            vm.fault = Some(reason);
+            return 0;
+        }
+    }
     match result {
         Ok(Ok(v)) => v,
         Ok(Err(HelperExit::Exit(v))) => {

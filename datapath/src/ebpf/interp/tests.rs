@@ -11,7 +11,8 @@ use crate::ebpf::insn::{
     decode, decode_all, encode_all, AluOp, AtomicOp, Cond, EndKind, Insn, Op, Src, LDDW_MAP,
 };
 use crate::ebpf::vm::{
-    CtxField, CtxLayout, Entry, MemAccess, Region, RunError, RunInput, MAX_CALL_DEPTH, STACK_TOTAL,
+    fill_ctx_pointers, CtxField, CtxLayout, Entry, MemAccess, Region, RunError, RunInput,
+    MAX_CALL_DEPTH, STACK_TOTAL,
 };
 use crate::ebpf::{ProgEnv, Program};
 
@@ -636,7 +637,7 @@ fn ctx_entry() {
         ],
     };
     let env = env_with(
-        Entry::Ctx(layout),
+        Entry::Ctx(layout.clone()),
         HelperRegistry::standard(),
         crate::ebpf::vm::DEFAULT_BUDGET,
     );
@@ -645,7 +646,10 @@ fn ctx_entry() {
     let ctx_addr = ctx.as_ptr() as u64;
     let regs = |ops: &[Op], ctx: &mut [u8]| {
         let p = build(ops, env.clone());
-        run(&p, RunInput { pkt: &mut [1], ctx })
+        let mut pkt = [1u8];
+        let mut input = RunInput::ctx(&mut pkt, ctx);
+        fill_ctx_pointers(&layout, &mut input);
+        run(&p, input)
     };
     assert_eq!(regs(&[movr(0, 1), EXIT], &mut ctx), Ok(ctx_addr));
     assert_eq!(regs(&[mov(0, 5), movr(0, 2), EXIT], &mut ctx), Ok(0));
@@ -670,24 +674,14 @@ fn ctx_entry() {
     }
     let mut pkt = [1u8, 40, 3];
     let mut ctx = [0u8; 24];
-    let r = run(
-        &p,
-        RunInput {
-            pkt: &mut pkt,
-            ctx: &mut ctx,
-        },
-    );
+    let mut input = RunInput::ctx(&mut pkt, &mut ctx);
+    fill_ctx_pointers(&layout, &mut input);
+    let r = run(&p, input);
     assert_eq!(r, Ok(3 + 40));
     assert_eq!(ctx[16..20], 77u32.to_le_bytes());
     // Ctx bounds are checked too.
     p.ops[6] = Some(st(4, 1, 22, 77));
-    let r = run(
-        &p,
-        RunInput {
-            pkt: &mut pkt,
-            ctx: &mut ctx,
-        },
-    );
+    let r = run(&p, RunInput::ctx(&mut pkt, &mut ctx));
     assert_eq!(
         r,
         Err(RunError::OutOfBounds {
@@ -959,6 +953,7 @@ fn registry() -> Arc<HelperRegistry> {
             name,
             args: [ArgKind::Any; 5],
             func,
+            changes_packet: false,
         });
     }
     Arc::new(r)
@@ -1226,13 +1221,7 @@ fn arbitrary_programs_never_panic_or_hang() {
         };
         let mut pkt = [0u8; 64];
         let mut ctx = [0u8; 16];
-        let r = run(
-            &p,
-            RunInput {
-                pkt: &mut pkt,
-                ctx: &mut ctx,
-            },
-        );
+        let r = run(&p, RunInput::ctx(&mut pkt, &mut ctx));
         outcomes[r.is_ok() as usize] += 1;
         if let Err(e) = &r {
             let kind = match e {
@@ -1242,6 +1231,7 @@ fn arbitrary_programs_never_panic_or_hang() {
                 RunError::UnknownHelper { .. } => "unknown helper",
                 RunError::HelperFault { .. } => "helper fault",
                 RunError::InvalidProgram { reason, .. } => reason,
+                RunError::PacketWindow { .. } | RunError::CtxTooSmall { .. } => "entry",
             };
             *kinds.entry(kind).or_insert(0usize) += 1;
         }

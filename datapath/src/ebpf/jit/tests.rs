@@ -203,7 +203,7 @@ fn ctx_entry_gets_pointers_filled() {
         ],
     };
     let env = Arc::new(ProgEnv {
-        entry: Entry::Ctx(layout),
+        entry: Entry::Ctx(layout.clone()),
         helpers: HelperRegistry::standard(),
         budget: DEFAULT_BUDGET,
     });
@@ -229,10 +229,9 @@ fn ctx_entry_gets_pointers_filled() {
     let mut pkt = [0u8; 60];
     let mut ctx = [0u8; 24];
     ctx[16] = 5;
-    let r = compile(&p).unwrap().run(RunInput {
-        pkt: &mut pkt,
-        ctx: &mut ctx,
-    });
+    let mut input = RunInput::ctx(&mut pkt, &mut ctx);
+    crate::ebpf::vm::fill_ctx_pointers(&layout, &mut input);
+    let r = compile(&p).unwrap().run(input);
     assert_eq!(r, Ok(65));
     assert_eq!(ctx[16], 9);
 }

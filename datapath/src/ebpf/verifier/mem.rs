@@ -123,6 +123,7 @@ fn resolve(
             // Packet-pointer fields only as a whole; number fields also in
             // part (any access that lies within one field).
             let size_us = usize::from(size);
+            let window = layout.map(|l| l.window_fields()).unwrap_or_default();
             let field = layout.and_then(|l| {
                 l.fields.iter().find(|&&(o, s, k)| {
                     let Ok(start) = usize::try_from(lo) else {
@@ -132,7 +133,9 @@ fn resolve(
                     let inside = start >= o && start + size_us <= o + s;
                     o + s <= l.size
                         && match k {
-                            CtxField::PacketStart | CtxField::PacketEnd => whole,
+                            // Only the fields the engines take the window from.
+                            CtxField::PacketStart => whole && window.start == Some(o),
+                            CtxField::PacketEnd => whole && window.end == Some(o),
                             CtxField::Scalar | CtxField::ScalarRw => inside,
                         }
                 })

@@ -438,6 +438,23 @@ impl State {
         });
     }
 
+    /// After a helper that moves the packet window: every packet and
+    /// packet-end pointer, in registers (which become uninitialised) and
+    /// spills (whose bytes do), is gone, and nothing is known of the
+    /// packet's length.
+    pub fn forget_packet(&mut self) {
+        let stale = |p: &Ptr| matches!(p.kind, PtrKind::Packet | PtrKind::PacketEnd);
+        for fr in &mut self.frames {
+            for r in &mut fr.regs {
+                if matches!(r, Reg::Ptr(p) if stale(p)) {
+                    *r = Reg::Uninit;
+                }
+            }
+            fr.stack.forget_ptrs(stale);
+        }
+        self.pkt_min = 0;
+    }
+
     /// Records `V + range <= len` for the variable part `id`.
     pub fn prove_var(&mut self, id: u32, range: i64) {
         self.update_ptrs(|p| match p.var {

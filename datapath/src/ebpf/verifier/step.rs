@@ -343,11 +343,29 @@ fn describe(this: &Ptr, other: &Reg, wide: bool, cond: Cond) -> &'static str {
     }
 }
 
+/// What a pointer is, for [`Reason::HelperArg`].
+fn kind_name(kind: PtrKind) -> &'static str {
+    match kind {
+        PtrKind::Ctx => "a ctx pointer",
+        PtrKind::Stack { .. } => "a stack pointer",
+        PtrKind::Packet => "a packet pointer",
+        PtrKind::PacketEnd => "a packet-end pointer",
+    }
+}
+
 /// Checks the arguments of a helper call and applies its effect on the
-/// registers: r0 = unknown scalar, r1..r5 clobbered.
+/// registers: r0 = unknown scalar, r1..r5 clobbered; after a helper that
+/// changes the packet, no packet pointer survives.
 pub fn helper_call(st: &mut State, h: &Helper) -> Result<(), Reason> {
     for (i, kind) in h.args.iter().enumerate() {
         let r = i as u8 + 1;
+        let bad = |actual| Reason::HelperArg {
+            id: h.id,
+            name: h.name,
+            arg: r,
+            expected: *kind,
+            actual,
+        };
         match kind {
             ArgKind::Unused => {}
             ArgKind::Any => {
@@ -355,24 +373,24 @@ pub fn helper_call(st: &mut State, h: &Helper) -> Result<(), Reason> {
             }
             ArgKind::Scalar => {
                 if let Reg::Ptr(p) = read(st, r)? {
-                    return Err(Reason::HelperArg {
-                        id: h.id,
-                        name: h.name,
-                        arg: r,
-                        expected: *kind,
-                        actual: match p.kind {
-                            PtrKind::Ctx => "a ctx pointer",
-                            PtrKind::Stack { .. } => "a stack pointer",
-                            PtrKind::Packet => "a packet pointer",
-                            PtrKind::PacketEnd => "a packet-end pointer",
-                        },
-                    });
+                    return Err(bad(kind_name(p.kind)));
                 }
             }
+            ArgKind::Ctx => match read(st, r)? {
+                Reg::Ptr(p) if p.kind == PtrKind::Ctx && p.lo == 0 && p.hi == 0 => {}
+                Reg::Ptr(p) if p.kind == PtrKind::Ctx => {
+                    return Err(bad("a ctx pointer with a non-zero offset"))
+                }
+                Reg::Ptr(p) => return Err(bad(kind_name(p.kind))),
+                _ => return Err(bad("a scalar")),
+            },
         }
     }
     for r in 1..=5 {
         set(st, r, Reg::Uninit);
+    }
+    if h.changes_packet {
+        st.forget_packet();
     }
     set(st, 0, Reg::Scalar(Scalar::UNKNOWN));
     Ok(())

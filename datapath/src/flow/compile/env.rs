@@ -131,18 +131,43 @@ pub struct FlowHelperFns {
 
 const U: ArgKind = ArgKind::Unused;
 const S: ArgKind = ArgKind::Scalar;
-/// The ctx argument (r1). `ArgKind::Any` until the engine has a kind that
-/// requires the ctx pointer itself.
-const C: ArgKind = ArgKind::Any;
+/// The ctx argument (r1): the ctx pointer itself.
+const C: ArgKind = ArgKind::Ctx;
 
-/// Id, name and argument kinds of each flow helper.
-pub const FLOW_HELPERS: [(u32, &str, [ArgKind; 5]); 6] = [
-    (helper_id::OUTPUT, "fs_output", [C, S, S, U, U]),
-    (helper_id::FLOOD, "fs_flood", [C, S, U, U, U]),
-    (helper_id::NORMAL, "fs_normal", [C, S, U, U, U]),
-    (helper_id::METER, "fs_meter", [C, S, U, U, U]),
-    (helper_id::PUSH_VLAN, "fs_push_vlan", [C, S, U, U, U]),
-    (helper_id::POP_VLAN, "fs_pop_vlan", [C, U, U, U, U]),
+/// What the verifier and the datapath need to know of one flow helper.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowHelperSig {
+    pub id: u32,
+    pub name: &'static str,
+    /// r1..r5; r1 is always the ctx.
+    pub args: [ArgKind; 5],
+    /// Moves `data` / `data_end` (and rewrites the packet): packet
+    /// pointers die at the call.
+    pub changes_packet: bool,
+}
+
+const fn sig(
+    id: u32,
+    name: &'static str,
+    args: [ArgKind; 5],
+    changes_packet: bool,
+) -> FlowHelperSig {
+    FlowHelperSig {
+        id,
+        name,
+        args,
+        changes_packet,
+    }
+}
+
+/// Id, name, argument kinds and packet effect of each flow helper.
+pub const FLOW_HELPERS: [FlowHelperSig; 6] = [
+    sig(helper_id::OUTPUT, "fs_output", [C, S, S, U, U], false),
+    sig(helper_id::FLOOD, "fs_flood", [C, S, U, U, U], false),
+    sig(helper_id::NORMAL, "fs_normal", [C, S, U, U, U], false),
+    sig(helper_id::METER, "fs_meter", [C, S, U, U, U], false),
+    sig(helper_id::PUSH_VLAN, "fs_push_vlan", [C, S, U, U, U], true),
+    sig(helper_id::POP_VLAN, "fs_pop_vlan", [C, U, U, U, U], true),
 ];
 
 /// A registry with the standard helpers (`unwind`) and the flow helpers
@@ -152,7 +177,13 @@ pub fn flow_helpers(fns: &FlowHelperFns) -> HelperRegistry {
     if let Some(h) = HelperRegistry::standard().get(UNWIND) {
         r.register(h.clone());
     }
-    for (id, name, args) in FLOW_HELPERS {
+    for FlowHelperSig {
+        id,
+        name,
+        args,
+        changes_packet,
+    } in FLOW_HELPERS
+    {
         let func = match id {
             helper_id::OUTPUT => fns.output,
             helper_id::FLOOD => fns.flood,
@@ -166,6 +197,7 @@ pub fn flow_helpers(fns: &FlowHelperFns) -> HelperRegistry {
             name,
             args,
             func,
+            changes_packet,
         });
     }
     r

@@ -215,6 +215,7 @@ fn registry() -> Arc<HelperRegistry> {
             name,
             args: [ArgKind::Any; 5],
             func,
+            changes_packet: false,
         });
     }
     Arc::new(r)
@@ -252,6 +253,7 @@ fn helper_gets_r1_to_r5_and_returns_r0_keeping_r6_to_r10() {
         &mut HelperCtx {
             pkt: &mut [],
             ctx: &mut [],
+            state: None,
         },
         [1, 2, 3, 4, 5],
     )

@@ -214,10 +214,7 @@ fn ctx_region_is_guarded_against_ctx_bounds() {
     }
     let jp = compile(&p).unwrap();
     let mut ctx = [1u8; 8];
-    let r = jp.run(RunInput {
-        pkt: &mut [0u8; 64],
-        ctx: &mut ctx,
-    });
+    let r = jp.run(RunInput::ctx(&mut [0u8; 64], &mut ctx));
     assert_eq!(
         r,
         Err(RunError::OutOfBounds {

@@ -2,11 +2,10 @@
 
 use dynasmrt::{dynasm, DynasmApi, DynasmLabelApi};
 
-use super::{Gen, Stub, R11};
+use super::{region_index, size_index, Gen, Stub, R11};
 use crate::ebpf::insn::AtomicOp;
 use crate::ebpf::jit::JitError;
-use crate::ebpf::vm::Region;
-use crate::sys::jitcall::{off, REGION_CTX, REGION_PACKET, REGION_STACK};
+use crate::sys::jitcall::off;
 
 impl Gen<'_> {
     /// `dst = *(size *)(src + off)`, zero- or sign-extended.
@@ -93,21 +92,11 @@ impl Gen<'_> {
             .flatten()
             .ok_or(JitError::MissingAccess { pc })?;
         let b = Self::reg(pc, base)?;
-        let k = match size {
-            1 => 0,
-            2 => 1,
-            4 => 2,
-            8 => 3,
-            _ => return Err(JitError::BadSize { pc, size }),
-        };
+        let k = size_index(size).ok_or(JitError::BadSize { pc, size })?;
         if !acc.guard {
             return Ok((b, off as i32));
         }
-        let region = match acc.region {
-            Region::Stack => REGION_STACK,
-            Region::Ctx => REGION_CTX,
-            Region::Packet => REGION_PACKET,
-        };
+        let region = region_index(acc.region);
         let out = self.stub(Stub::OutOfBounds { pc, region, size });
         let o = off as i32;
         if o == 0 {

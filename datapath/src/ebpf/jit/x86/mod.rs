@@ -20,11 +20,14 @@ use dynasmrt::x64::X64Relocation;
 use dynasmrt::{dynasm, DynamicLabel, DynasmApi, DynasmLabelApi, VecAssembler};
 
 use super::JitError;
-use crate::ebpf::helpers::HelperFn;
+use crate::ebpf::helpers::HelperRegistry;
 use crate::ebpf::insn::{AtomicOp, Cond, Op, Src, LDDW_IMM, R10, STACK_SIZE};
 use crate::ebpf::vm::{Region, MAX_CALL_DEPTH};
+use crate::ebpf::Entry;
 use crate::ebpf::Program;
-use crate::sys::jitcall::{helper_trampoline_addr, off, status, Needs, PENDING_DYNAMIC};
+use crate::sys::jitcall::{
+    helper_trampoline_addr, off, status, PENDING_DYNAMIC, REGION_CTX, REGION_PACKET, REGION_STACK,
+};
 
 pub(super) type Asm = VecAssembler<X64Relocation>;
 
@@ -56,10 +59,28 @@ const CALL_FRAME: i32 = 6 * 8;
 pub(super) struct Emitted {
     pub body: usize,
     pub len: usize,
-    /// Helpers called by fixed id; the code refers to them by index.
-    pub helpers: Vec<(u32, HelperFn)>,
-    /// What the code reads from the `VmCtx`.
-    pub needs: Needs,
+    /// The code reads the context's bounds, which `enter` must store.
+    pub ctx_bounds: bool,
+}
+
+/// Index of a region's bounds in the `VmCtx`.
+fn region_index(r: Region) -> usize {
+    match r {
+        Region::Stack => REGION_STACK,
+        Region::Ctx => REGION_CTX,
+        Region::Packet => REGION_PACKET,
+    }
+}
+
+/// Index of an access size in `RegionBounds::lim`.
+fn size_index(size: u8) -> Option<usize> {
+    match size {
+        1 => Some(0),
+        2 => Some(1),
+        4 => Some(2),
+        8 => Some(3),
+        _ => None,
+    }
 }
 
 /// What a program uses, found before emitting it.
@@ -71,7 +92,8 @@ struct Scan {
     helper_calls: bool,
     back_edges: bool,
     guards: bool,
-    needs: Needs,
+    /// Per region and access size: some guarded access checks that limit.
+    guarded: [[bool; 4]; 3],
 }
 
 fn scan(prog: &Program) -> Scan {
@@ -83,6 +105,7 @@ fn scan(prog: &Program) -> Scan {
                 *slot = true;
             }
         };
+        let mut size = None;
         match *op {
             Op::Alu { dst, src, .. } | Op::Jmp { dst, src, .. } => {
                 mark(dst);
@@ -91,11 +114,23 @@ fn scan(prog: &Program) -> Scan {
                 }
             }
             Op::Neg { dst, .. } | Op::End { dst, .. } | Op::Lddw { dst, .. } => mark(dst),
-            Op::Ldx { dst, src, .. } | Op::Stx { dst, src, .. } | Op::Atomic { dst, src, .. } => {
+            Op::Ldx {
+                dst, src, size: n, ..
+            }
+            | Op::Stx {
+                dst, src, size: n, ..
+            }
+            | Op::Atomic {
+                dst, src, size: n, ..
+            } => {
                 mark(dst);
                 mark(src);
+                size = Some(n);
             }
-            Op::St { dst, .. } => mark(dst),
+            Op::St { dst, size: n, .. } => {
+                mark(dst);
+                size = Some(n);
+            }
             Op::CallX { reg } => mark(reg),
             Op::Ja { .. } | Op::Call { .. } | Op::CallLocal { .. } | Op::Exit => {}
         }
@@ -112,14 +147,11 @@ fn scan(prog: &Program) -> Scan {
         }
         if let Some(a) = acc.filter(|a| a.guard) {
             s.guards = true;
-            match a.region {
-                Region::Packet => s.needs.pkt = true,
-                Region::Ctx => s.needs.ctx = true,
-                Region::Stack => s.needs.stack = true,
+            if let Some(k) = size.and_then(size_index) {
+                s.guarded[region_index(a.region)][k] = true;
             }
         }
     }
-    s.needs.helpers = s.helper_calls;
     s
 }
 
@@ -178,10 +210,10 @@ pub(super) fn emit_program(a: &mut Asm, prog: &Program) -> Result<Emitted, JitEr
         prog,
         labels,
         stubs: Vec::new(),
-        helpers: Vec::new(),
         frame,
     };
-    g.prologue(&s.regs);
+    let mem_entry = matches!(prog.env.entry, Entry::MemLen);
+    g.prologue(&s, mem_entry);
     for (pc, op) in prog.ops.iter().enumerate() {
         let Some(op) = op else { continue };
         let here = g.label(pc)?;
@@ -193,8 +225,7 @@ pub(super) fn emit_program(a: &mut Asm, prog: &Program) -> Result<Emitted, JitEr
     Ok(Emitted {
         body: start,
         len: end - start,
-        helpers: g.helpers,
-        needs: s.needs,
+        ctx_bounds: s.helper_calls || s.guarded[REGION_CTX].iter().any(|&g| g),
     })
 }
 
@@ -269,7 +300,6 @@ struct Gen<'a> {
     prog: &'a Program,
     labels: Vec<DynamicLabel>,
     stubs: Vec<(DynamicLabel, Stub)>,
-    helpers: Vec<(u32, HelperFn)>,
     frame: Frame,
 }
 
@@ -427,10 +457,15 @@ impl Gen<'_> {
                 Some(id) => self.call_helper(pc, u64::from(id)),
                 None => {
                     let r = Self::reg(pc, reg)?;
+                    // The program's `Arc<ProgEnv>` keeps the registry alive
+                    // as long as the code.
+                    let registry = &*self.prog.env.helpers as *const HelperRegistry;
                     dynasm!(self.a
                         ; .arch x64
                         ; mov QWORD [r12 + off::PENDING], PENDING_DYNAMIC as i32
                         ; mov [r12 + off::PENDING_ID], Rq(r)
+                        ; mov r11, QWORD registry as usize as i64
+                        ; mov [r12 + off::REGISTRY], r11
                     );
                     self.call_trampoline(pc);
                 }
@@ -545,7 +580,8 @@ impl Gen<'_> {
     /// Saves what the program clobbers, sets up r12 (VmCtx), rbp (r10), r9
     /// (budget) from the arguments and zeroes the other eBPF registers it
     /// names. A framed program then calls its body.
-    fn prologue(&mut self, regs: &[bool; 11]) {
+    fn prologue(&mut self, s: &Scan, mem_entry: bool) {
+        let regs = &s.regs;
         for &r in &self.frame.saved {
             dynasm!(self.a ; .arch x64 ; push Rq(r));
         }
@@ -560,6 +596,33 @@ impl Gen<'_> {
         }
         if self.frame.budget {
             dynasm!(self.a ; .arch x64 ; mov r9, r8);
+        }
+        // A MemLen program has its packet in rdi/rsi: it stores the packet's
+        // bounds itself when guards or helpers need them.
+        let pkt = &s.guarded[REGION_PACKET];
+        if mem_entry && (s.helper_calls || pkt.iter().any(|&g| g)) {
+            let (st, ln) = (
+                off::region_start(REGION_PACKET),
+                off::region_len(REGION_PACKET),
+            );
+            dynasm!(self.a
+                ; .arch x64
+                ; mov [r12 + st], rdi
+                ; mov [r12 + ln], rsi
+            );
+            for (k, _) in pkt.iter().enumerate().filter(|(_, &g)| g) {
+                // lim = len + 1 - size, or 0 if that is negative.
+                let lim = off::region_lim(REGION_PACKET, k);
+                let below = (1i32 << k) - 1;
+                dynasm!(self.a
+                    ; .arch x64
+                    ; xor r10d, r10d
+                    ; lea r11, [rsi - below]
+                    ; cmp rsi, below
+                    ; cmovb r11, r10
+                    ; mov [r12 + lim], r11
+                );
+            }
         }
         // r0 always (it is the result); others when named.
         for r in [0u8, 3, 4, 5, 6, 7, 8, 9] {
@@ -617,20 +680,21 @@ impl Gen<'_> {
         let known = u32::try_from(id)
             .ok()
             .and_then(|i| self.prog.env.helpers.get(i))
-            .map(|h| (h.id, h.func));
-        let Some((hid, func)) = known else {
+            .map(|h| (h.id, h.func, h.changes_packet));
+        let Some((hid, func, changes_packet)) = known else {
             let out = self.stub(Stub::UnknownHelper { pc, id });
             dynasm!(self.a ; .arch x64 ; jmp =>out);
             return;
         };
-        let idx = match self.helpers.iter().position(|&(i, _)| i == hid) {
-            Some(i) => i,
-            None => {
-                self.helpers.push((hid, func));
-                self.helpers.len() - 1
-            }
-        };
-        dynasm!(self.a ; .arch x64 ; mov QWORD [r12 + off::PENDING], idx as i32);
+        dynasm!(self.a
+            ; .arch x64
+            ; mov r11, QWORD func as usize as i64
+            ; mov [r12 + off::PENDING], r11
+            ; mov QWORD [r12 + off::PENDING_ID], hid as i32
+        );
+        if changes_packet {
+            dynasm!(self.a ; .arch x64 ; mov QWORD [r12 + off::CHANGES], 1);
+        }
         self.call_trampoline(pc);
     }
 
