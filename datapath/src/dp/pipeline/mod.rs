@@ -9,7 +9,7 @@ pub mod reference;
 pub mod worker;
 
 pub use datapath::Datapath;
-pub use exec::{flow_env, DATAPATH_HELPERS};
+pub use exec::flow_env;
 pub use generation::{
     BuildError, BuildStats, FlowInfo, Generation, GenerationSpec, MissPolicy, Table, MAX_FLOWS,
     NO_FLOW,

@@ -89,7 +89,7 @@ impl Reference {
         };
         self.state.record_outputs(true);
         self.state.begin(in_port, now_ns);
-        self.ctx = FlowCtx::new(&parsed.key, parsed.l3, parsed.l4, frame.len() as u32, 0);
+        exec::begin_ctx(&mut self.ctx, frame, &parsed);
         let gen = Arc::clone(&self.generation);
         let mut steps = Vec::new();
         let mut table = 0u8;

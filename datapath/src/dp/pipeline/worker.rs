@@ -40,7 +40,6 @@ use crate::dp::port::{Flushed, Frame, PortError, PortId, PortSet};
 use crate::dp::stats::{DropReason, WorkerCounters};
 use crate::ebpf::jit::JitScratch;
 use crate::ebpf::vm::RunError;
-use crate::flow::compile::ctx::{CTX_SCRATCH, CTX_SCRATCH_LEN};
 use crate::flow::compile::{FlowCtx, Verdict};
 use crate::flow::key::FlowKey;
 use crate::packet::{extract, Parsed};
@@ -372,7 +371,7 @@ impl Worker {
         } = self;
         let gen: &Generation = generation;
         state.begin(in_port, now_ns);
-        reset_ctx(ctx, &parsed, frame.len() as u32);
+        exec::begin_ctx(ctx, frame, &parsed);
         let key0 = parsed.key;
         let mut path = PathRec {
             len: 0,
@@ -480,23 +479,6 @@ impl Worker {
             stats.emc_hits += 1;
         }
         cx.state.finish(cx.frame, verdict)
-    }
-}
-
-/// Prepares the flow context for a new packet: its key, offsets and
-/// length; table 0; mark and scratch zero.
-#[inline]
-fn reset_ctx(ctx: &mut FlowCtx, p: &Parsed, len: u32) {
-    ctx.set_key(&p.key);
-    ctx.set_offsets(p.l3, p.l4);
-    ctx.set_pkt_len(len);
-    ctx.set_table(0);
-    ctx.set_mark(0);
-    if let Some(s) = ctx
-        .bytes
-        .get_mut(CTX_SCRATCH..CTX_SCRATCH + CTX_SCRATCH_LEN)
-    {
-        s.fill(0);
     }
 }
 
