@@ -39,7 +39,6 @@ use crate::dp::meter::Meters;
 use crate::dp::port::{Flushed, Frame, PortError, PortId, PortSet};
 use crate::dp::stats::{DropReason, WorkerCounters};
 use crate::ebpf::jit::JitScratch;
-use crate::ebpf::vm::RunError;
 use crate::flow::compile::{FlowCtx, Verdict};
 use crate::flow::key::FlowKey;
 use crate::packet::{extract, Parsed};
@@ -125,7 +124,8 @@ impl PathRec {
 /// What choosing a flow in one table gave.
 enum Choice {
     /// Flow and its program's r0 (or run error).
-    Flow(u32, Result<u64, RunError>),
+    /// The flow and its program's r0 ([`RUN_ERROR`] if it failed).
+    Flow(u32, u64),
     Miss,
 }
 
@@ -146,6 +146,11 @@ pub struct Worker {
     /// Scratch of [`Worker::process_frames`].
     pre: Vec<Prepared>,
 }
+
+/// The r0 that stands for a run-time error of a flow program (no program
+/// returns it: it decodes to no verdict, and the packet is dropped as
+/// [`DropReason::Error`]).
+const RUN_ERROR: u64 = u64::MAX;
 
 /// A packet's key and cached path, or why it cannot be parsed.
 type Prepared = Result<(Parsed, Option<CachedPath>), DropReason>;
@@ -310,7 +315,7 @@ impl Worker {
     #[inline]
     pub fn process(&mut self, frame: &mut Frame, in_port: PortId, now_ns: u64) -> Outcome {
         let pre = self.prepare(frame, in_port);
-        self.run(frame, in_port, now_ns, pre)
+        self.run(frame, in_port, now_ns, &pre)
     }
 
     /// Runs `frames`, all received on `in_port` at `now_ns`, like
@@ -321,7 +326,7 @@ impl Worker {
         let mut pre = std::mem::take(&mut self.pre);
         pre.clear();
         pre.extend(frames.iter().map(|f| self.prepare(f, in_port)));
-        for (f, p) in frames.iter_mut().zip(pre.drain(..)) {
+        for (f, p) in frames.iter_mut().zip(pre.iter()) {
             self.run(f, in_port, now_ns, p);
         }
         self.pre = pre;
@@ -345,11 +350,12 @@ impl Worker {
 
     /// The second half: the tables, the actions, the cache update.
     #[inline]
-    fn run(&mut self, frame: &mut Frame, in_port: PortId, now_ns: u64, pre: Prepared) -> Outcome {
+    fn run(&mut self, frame: &mut Frame, in_port: PortId, now_ns: u64, pre: &Prepared) -> Outcome {
         self.stats.packets += 1;
         let (parsed, mut cached) = match pre {
-            Ok(p) => p,
+            Ok((p, c)) => (p, *c),
             Err(r) => {
+                let r = *r;
                 self.counters.count_drop(r);
                 return Outcome {
                     sent: 0,
@@ -434,14 +440,7 @@ impl Worker {
                     if let Some(c) = flow_counters.and_then(|c| c.get(f as usize)) {
                         c.hit(cx.frame.len() as u64, now_ms);
                     }
-                    let code = match r {
-                        Ok(code) => code,
-                        Err(_) => {
-                            path.cacheable = false;
-                            break Some(DropReason::Error);
-                        }
-                    };
-                    match Verdict::from_code(code) {
+                    match Verdict::from_code(r) {
                         Some(Verdict::Done) => break None,
                         Some(Verdict::Drop(r)) => break Some(drop_reason(r)),
                         Some(Verdict::Goto(n)) if n > table => {
@@ -494,11 +493,12 @@ struct Cx<'a> {
 impl Cx<'_> {
     /// Runs flow `f`'s program; `None` when it does not match (NOMATCH).
     #[inline]
-    fn run(&mut self, f: u32) -> Option<Result<u64, RunError>> {
+    fn run(&mut self, f: u32) -> Option<u64> {
         let prog = self.gen.program(f)?;
         match exec::run(prog, self.scratch, self.frame, self.ctx, self.state) {
             Ok(code) if code == Verdict::NoMatch.code() => None,
-            other => Some(other),
+            Ok(code) => Some(code),
+            Err(_) => Some(RUN_ERROR),
         }
     }
 
