@@ -377,7 +377,7 @@ impl Worker {
         } = self;
         let gen: &Generation = generation;
         state.begin(in_port, now_ns);
-        exec::begin_ctx(ctx, frame, &parsed);
+        exec::begin_ctx(ctx, frame, parsed);
         let key0 = parsed.key;
         let mut path = PathRec {
             len: 0,

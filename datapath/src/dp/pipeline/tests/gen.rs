@@ -133,7 +133,7 @@ pub fn actions(rng: &mut Rng, table: u8, tables: u8, custom: bool) -> Vec<Action
     }
     // A table beyond the last one exists in no generation: a miss.
     match rng.below(6) {
-        0 | 1 if table + 1 <= tables => {
+        0 | 1 if table < tables => {
             let to = table + 1 + rng.below(u64::from(tables - table)) as u8;
             out.push(Action::GotoTable(to));
         }
