@@ -32,6 +32,9 @@ pub enum Region {
     /// For [`Entry::Ctx`] programs, the window `[data, data_end)` of the
     /// packet buffer that the context describes.
     Packet,
+    /// The values of map `n` of the program's environment: the map's whole
+    /// value storage ([`super::maps::Slab`]); offsets are from its start.
+    Map(u32),
 }
 
 impl std::fmt::Display for Region {
@@ -40,6 +43,7 @@ impl std::fmt::Display for Region {
             Region::Stack => f.write_str("stack"),
             Region::Ctx => f.write_str("ctx"),
             Region::Packet => f.write_str("packet"),
+            Region::Map(n) => write!(f, "map {n}"),
         }
     }
 }

@@ -40,6 +40,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use super::exec::ExecEntry;
 use crate::ebpf::helpers::{HelperCtx, HelperExit, HelperFn, HelperRegistry};
+use crate::ebpf::maps::Maps;
 use crate::ebpf::vm::{window_fault, WindowFields, STACK_TOTAL, UNFLAGGED_WINDOW_CHANGE};
 
 /// Status values the generated code and the trampoline store in `VmCtx.status`.
@@ -62,6 +63,9 @@ pub mod status {
 pub const REGION_STACK: usize = 0;
 pub const REGION_CTX: usize = 1;
 pub const REGION_PACKET: usize = 2;
+/// Region code of map values in out-of-bounds errors (they have no bounds
+/// in the `VmCtx`: the code compares with the map's fixed bounds).
+pub const REGION_MAP: usize = 3;
 
 /// `VmCtx.pending` value meaning "look `pending_id` up in `registry`".
 pub const PENDING_DYNAMIC: u64 = 0;
@@ -125,6 +129,8 @@ pub struct VmCtx {
     window: Option<(WindowFields, RegionBounds)>,
     /// `RunInput.state` of the current run, for the helpers.
     state: Option<StatePtr>,
+    /// `*const Maps` of the running program's environment (0: none).
+    maps: usize,
 }
 
 /// The per-run state's address while a run is in progress.
@@ -237,6 +243,8 @@ pub struct EnterArgs<'a> {
     pub ctx_bounds: bool,
     /// For the helpers.
     pub state: Option<&'a mut dyn Any>,
+    /// The program's maps, for the helpers.
+    pub maps: &'a Maps,
 }
 
 /// How a run that did not return normally ended, as the generated code and
@@ -279,6 +287,7 @@ pub fn enter(entry: &ExecEntry, st: &mut RunState, args: EnterArgs<'_>) -> Resul
         }
     };
     st.vm.state = args.state.map(|s| StatePtr(s as *mut dyn Any));
+    st.vm.maps = args.maps as *const Maps as usize;
     let r = call(entry, st, r1, r2, args.budget);
     st.vm.state = None;
     r
@@ -421,7 +430,25 @@ extern "sysv64" fn helper_trampoline(
     // this run (and clears it when the run ends); nothing else references
     // it while the generated code is suspended in this call.
     let state = vm.state.map(|p| unsafe { &mut *p.0 });
-    let mut hctx = HelperCtx { pkt, ctx, state };
+    static NO_MAPS: Maps = Maps::empty();
+    let maps = if vm.maps == 0 {
+        &NO_MAPS
+    } else {
+        // SAFETY: `enter` stored the address of the running program's
+        // `Maps`, borrowed for the whole of `enter`.
+        unsafe { &*(vm.maps as *const Maps) }
+    };
+    // SAFETY: the stack's bounds are fixed when the `RunState` is made and
+    // describe its own stack buffer; the generated code is suspended, so
+    // nothing writes it while the helper reads it.
+    let stack = unsafe { region_slice(vm.regions[REGION_STACK]) };
+    let mut hctx = HelperCtx {
+        pkt,
+        ctx,
+        state,
+        stack,
+        maps,
+    };
     // A panic must not unwind into generated code (it has no unwind tables):
     // it becomes a helper fault.
     let result = catch_unwind(AssertUnwindSafe(|| func(&mut hctx, [a1, a2, a3, a4, a5])));

@@ -13,7 +13,9 @@ use crate::dp::mac::{MacConfig, MacTable};
 use crate::dp::meter::Meters;
 use crate::dp::port::{Frame, MemPort, Port, PortId, PortSet};
 use crate::dp::stats::{DropReason, WorkerCounters};
+use crate::ebpf::elf;
 use crate::ebpf::engine::{Engine, Loaded};
+use crate::ebpf::maps::{MapDef, MapKind, Maps};
 use crate::ebpf::vm::RunInput;
 use crate::flow::compile::{
     compile_flow, flow_env, CompileOptions, DropReason as FlowDrop, Verdict, CTX_SIZE,
@@ -64,15 +66,26 @@ impl Dp {
 
     /// One packet through one flow program, as the pipeline runs it.
     fn packet(&mut self, prog: &Loaded, bytes: &[u8], in_port: PortId, now_ns: u64) -> Sent {
+        self.scan(&[prog], bytes, in_port, now_ns)
+    }
+
+    /// One packet through flow programs in order, until one matches.
+    fn scan(&mut self, progs: &[&Loaded], bytes: &[u8], in_port: PortId, now_ns: u64) -> Sent {
         let mut frame = Frame::from_bytes(bytes);
         let parsed = extract(frame.data(), in_port).unwrap();
         let mut ctx = vec![0u8; CTX_SIZE];
         let base = frame.buffer_mut().as_ptr() as u64;
         abi::write_packet(&mut ctx, base, frame.start(), frame.len(), &parsed);
         self.st.begin(in_port, now_ns);
-        let r0 = prog.run(RunInput::ctx(frame.buffer_mut(), &mut ctx).with_state(&mut self.st));
+        let mut verdict = None;
+        for prog in progs {
+            let r0 = prog.run(RunInput::ctx(frame.buffer_mut(), &mut ctx).with_state(&mut self.st));
+            verdict = Verdict::from_code(r0.expect("the program runs"));
+            if verdict != Some(Verdict::NoMatch) {
+                break;
+            }
+        }
         abi::frame_window(&ctx, &mut frame).unwrap();
-        let verdict = Verdict::from_code(r0.expect("the program runs"));
         let drop = match verdict {
             Some(Verdict::Drop(r)) => Some(match r {
                 FlowDrop::Explicit => DropReason::Explicit,
@@ -116,7 +129,12 @@ fn flow(actions: Vec<Action>) -> FlowSpec {
 
 fn load(spec: &FlowSpec, engine: Engine) -> Loaded {
     let insns = compile_flow(spec, &CompileOptions::default()).unwrap();
-    Loaded::load(&insns, &flow_env(flow_registry()), engine).unwrap()
+    Loaded::load(
+        &insns,
+        &flow_env(flow_registry(), Default::default()),
+        engine,
+    )
+    .unwrap()
 }
 
 /// Runs the packets `(frame, in_port, ms)` in order through `spec` on a
@@ -331,5 +349,95 @@ fn a_program_without_the_packet_state_faults_in_its_helper() {
                 if reason == "flow helper called without the datapath's packet state"),
             "{engine:?}: {r:?}"
         );
+    }
+}
+
+/// Maps of `ebpf/elf/testdata/maps.c`, declared by the switch in its own
+/// order.
+const SEEN: MapDef = MapDef {
+    kind: MapKind::Hash,
+    key_size: 8,
+    value_size: 4,
+    max_entries: 8,
+};
+const COUNTERS: MapDef = MapDef {
+    kind: MapKind::Array,
+    key_size: 4,
+    value_size: 8,
+    max_entries: 4,
+};
+
+#[test]
+fn elf_programs_keep_state_in_the_switch_maps() {
+    let mut builds = vec![crate::ebpf::elf::tests::FIXTURE.to_vec()];
+    builds.extend(crate::ebpf::elf::tests::fresh_build());
+    for bytes in builds {
+        let switch = [("seen", SEEN), ("counters", COUNTERS)];
+        let section = |name: &str| {
+            let mut p = elf::load(&bytes, name).unwrap();
+            for m in &p.maps {
+                let declared = switch.iter().find(|(n, _)| *n == m.name).map(|(_, d)| *d);
+                assert_eq!(m.def, declared, "{}", m.name);
+            }
+            p.bind(|m| {
+                switch
+                    .iter()
+                    .position(|(n, _)| *n == m.name)
+                    .map(|i| i as u32)
+            })
+            .unwrap();
+            p.insns
+        };
+        let filters = vec![section("filter/known")];
+        let actions = vec![section("action/count")];
+        let opts = CompileOptions {
+            filters: &filters,
+            actions: &actions,
+        };
+        // "known" (sources seen twice) to port 3; everything else is
+        // counted and goes to port 2.
+        let mut known = flow(vec![Action::Output(vec![3])]);
+        known.filter = Some(0);
+        let count = flow(vec![Action::Ebpf(0), Action::Output(vec![2])]);
+        let packets = [(H1, 1), (H1, 5), (H1, 2), (H2, 3)];
+        let results = ENGINES.map(|engine| {
+            let maps = Arc::new(Maps::new(switch.map(|(_, d)| d)).unwrap());
+            let env = flow_env(flow_registry(), maps.clone());
+            let load = |spec: &FlowSpec| {
+                let insns = compile_flow(spec, &opts).unwrap();
+                Loaded::load(&insns, &env, engine).unwrap()
+            };
+            let (known, count) = (load(&known), load(&count));
+            let mut dp = Dp::new();
+            let sent: Vec<_> = packets
+                .iter()
+                .map(|&(src, port)| dp.scan(&[&known, &count], &tcp(src, H9), port, 0))
+                .collect();
+            (sent, maps.snapshot())
+        });
+        assert_eq!(results[0], results[1], "interpreter and JIT disagree");
+        let (sent, maps) = &results[0];
+        let to: Vec<_> = sent
+            .iter()
+            .map(|s| s.ports.iter().position(|p| !p.is_empty()).map(|i| i + 1))
+            .collect();
+        assert_eq!(to, vec![Some(2), Some(2), Some(3), Some(2)]);
+        let mac = |m: [u8; 6]| {
+            m.iter()
+                .fold(0u64, |a, &b| a << 8 | u64::from(b))
+                .to_le_bytes()
+                .to_vec()
+        };
+        let mut seen = vec![
+            (mac(H1), 2u32.to_le_bytes().to_vec()),
+            (mac(H2), 1u32.to_le_bytes().to_vec()),
+        ];
+        seen.sort();
+        assert_eq!(maps[0], seen);
+        let counts: Vec<_> = maps[1]
+            .iter()
+            .map(|(_, v)| u64::from_le_bytes(v[..8].try_into().unwrap()))
+            .collect();
+        assert_eq!(counts, vec![0, 2, 0, 1]);
     }
 }

@@ -20,7 +20,8 @@ use std::any::Any;
 
 use super::alu;
 use super::helpers::{HelperCtx, HelperExit};
-use super::insn::{Op, Src, LDDW_IMM, NREGS, STACK_SIZE};
+use super::insn::{Op, Src, NREGS, STACK_SIZE};
+use super::maps::{Maps, Slab};
 use super::vm::{
     window_fault, Entry, Region, RunError, RunInput, WindowFields, MAX_CALL_DEPTH, STACK_TOTAL,
     UNFLAGGED_WINDOW_CHANGE,
@@ -58,7 +59,7 @@ pub fn run(prog: &Program, input: RunInput<'_>) -> Result<u64, RunError> {
         Entry::MemLen => None,
     };
     let mut stack = StackBuf([0; STACK_TOTAL]);
-    let mut mem = Mem::new(pkt, ctx, &mut stack.0);
+    let mut mem = Mem::new(pkt, ctx, &mut stack.0, &prog.env.maps);
     if let Some((_, (start, len))) = window {
         mem.set_window(start, len);
     }
@@ -101,6 +102,7 @@ struct Mem<'a> {
     pkt: &'a mut [u8],
     ctx: &'a mut [u8],
     stack: &'a mut [u8],
+    maps: &'a Maps,
     win_start: usize,
     win_len: usize,
     /// Address of the Packet region's first byte.
@@ -110,8 +112,9 @@ struct Mem<'a> {
 }
 
 impl<'a> Mem<'a> {
-    fn new(pkt: &'a mut [u8], ctx: &'a mut [u8], stack: &'a mut [u8]) -> Self {
+    fn new(pkt: &'a mut [u8], ctx: &'a mut [u8], stack: &'a mut [u8], maps: &'a Maps) -> Self {
         Mem {
+            maps,
             pkt_base: pkt.as_ptr() as u64,
             win_start: 0,
             win_len: pkt.len(),
@@ -150,6 +153,8 @@ impl<'a> Mem<'a> {
             Region::Packet => (&mut *self.pkt, self.pkt_base, self.win_len),
             Region::Ctx => (&mut *self.ctx, self.ctx_base, usize::MAX),
             Region::Stack => (&mut *self.stack, self.stack_base, usize::MAX),
+            // Map values are shared between threads: `map_value`.
+            Region::Map(_) => (&mut [][..], 0, 0),
         };
         let off = addr.wrapping_sub(base);
         let oob = || RunError::OutOfBounds {
@@ -172,9 +177,41 @@ impl<'a> Mem<'a> {
         buf.get_mut(start + shift..end + shift).ok_or_else(oob)
     }
 
+    /// The slab of map `map` and the offset of `[addr, addr + size)` in
+    /// it, which must lie inside.
+    #[inline]
+    fn map_value(
+        &self,
+        pc: usize,
+        map: u32,
+        addr: u64,
+        size: u8,
+    ) -> Result<(&'a Slab, usize), RunError> {
+        let maps: &'a Maps = self.maps;
+        let slab = maps
+            .get(map)
+            .map(|m| m.slab())
+            .ok_or_else(|| invalid(pc, "access to a map the environment does not have"))?;
+        let off = slab
+            .offset(addr, usize::from(size))
+            .ok_or(RunError::OutOfBounds {
+                pc,
+                region: Region::Map(map),
+                offset: addr.wrapping_sub(slab.base()) as i64,
+                size,
+            })?;
+        Ok((slab, off))
+    }
+
     /// Loads `size` bytes little-endian, zero-extended.
     #[inline]
     fn load(&mut self, pc: usize, region: Region, addr: u64, size: u8) -> Result<u64, RunError> {
+        if let Region::Map(map) = region {
+            let (slab, off) = self.map_value(pc, map, addr, size)?;
+            return slab
+                .load(off, usize::from(size))
+                .ok_or_else(|| invalid(pc, "map access size"));
+        }
         let src: &[u8] = self.bytes(pc, region, addr, size)?;
         // `bytes` returned exactly `size` bytes, so the conversions succeed.
         Ok(match size {
@@ -195,6 +232,12 @@ impl<'a> Mem<'a> {
         size: u8,
         v: u64,
     ) -> Result<(), RunError> {
+        if let Region::Map(map) = region {
+            let (slab, off) = self.map_value(pc, map, addr, size)?;
+            return slab
+                .store(off, usize::from(size), v)
+                .ok_or_else(|| invalid(pc, "map access size"));
+        }
         let dst = self.bytes(pc, region, addr, size)?;
         let bytes = v.to_le_bytes();
         // `bytes` returned exactly `size` (1, 2, 4 or 8) bytes.
@@ -352,12 +395,8 @@ impl Machine<'_, '_> {
                     return self.jump(pc, off as i64);
                 }
             }
-            Op::Lddw { dst, kind, imm } => {
-                if kind != LDDW_IMM {
-                    return Err(invalid(pc, "lddw of a map reference is not supported"));
-                }
-                self.set(pc, dst, imm)?;
-            }
+            // A map handle is the map's index.
+            Op::Lddw { dst, imm, .. } => self.set(pc, dst, imm)?,
             Op::Ldx {
                 size,
                 signed,
@@ -407,12 +446,27 @@ impl Machine<'_, '_> {
                 }
                 let region = self.region(pc)?;
                 let addr = self.address(pc, dst, off)?;
-                let old = self.mem.load(pc, region, addr, size)?;
                 let s = self.reg(pc, src)?;
-                let eff = alu::atomic(op, fetch, size, old, s, self.regs[0]);
-                if let Some(v) = eff.store {
-                    self.mem.store(pc, region, addr, size, v)?;
-                }
+                let r0 = self.regs[0];
+                let eff = if let Region::Map(map) = region {
+                    // Shared with other workers: one atomic read-modify-write.
+                    let (slab, o) = self.mem.map_value(pc, map, addr, size)?;
+                    let old = slab
+                        .update(o, usize::from(size), |old| {
+                            alu::atomic(op, fetch, size, old, s, r0)
+                                .store
+                                .unwrap_or(old)
+                        })
+                        .ok_or_else(|| invalid(pc, "misaligned atomic on a map value"))?;
+                    alu::atomic(op, fetch, size, old, s, r0)
+                } else {
+                    let old = self.mem.load(pc, region, addr, size)?;
+                    let eff = alu::atomic(op, fetch, size, old, s, r0);
+                    if let Some(v) = eff.store {
+                        self.mem.store(pc, region, addr, size, v)?;
+                    }
+                    eff
+                };
                 if let Some(v) = eff.src {
                     self.set(pc, src, v)?;
                 }
@@ -446,6 +500,8 @@ impl Machine<'_, '_> {
             pkt: &mut *self.mem.pkt,
             ctx: &mut *self.mem.ctx,
             state: self.state.as_deref_mut(),
+            stack: &*self.mem.stack,
+            maps: self.mem.maps,
         };
         let result = (helper.func)(&mut hctx, args);
         let fault = |reason| RunError::HelperFault {

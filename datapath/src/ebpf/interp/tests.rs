@@ -136,6 +136,7 @@ fn env_with(entry: Entry, helpers: Arc<HelperRegistry>, budget: u64) -> Arc<Prog
         entry,
         helpers,
         budget,
+        maps: Default::default(),
     })
 }
 
@@ -954,6 +955,7 @@ fn registry() -> Arc<HelperRegistry> {
             args: [ArgKind::Any; 5],
             func,
             changes_packet: false,
+            ret: Default::default(),
         });
     }
     Arc::new(r)
@@ -1086,18 +1088,22 @@ fn broken_invariants_are_errors_not_panics() {
         &[Op::Ja { off: 1 }, lddw(0, 1), EXIT],
         &mut []
     )));
-    // lddw of a map.
-    assert!(invalid(run_mem(
-        &[
-            Op::Lddw {
-                dst: 0,
-                kind: LDDW_MAP,
-                imm: 0
-            },
-            EXIT
-        ],
-        &mut []
-    )));
+    // lddw of a map: the handle is the map's index (what maps exist is
+    // the verifier's business).
+    assert_eq!(
+        run_mem(
+            &[
+                Op::Lddw {
+                    dst: 0,
+                    kind: LDDW_MAP,
+                    imm: 5,
+                },
+                EXIT,
+            ],
+            &mut [],
+        ),
+        Ok(5)
+    );
     // Memory access without an access fact.
     let mut p = prog(&[ldx(1, 0, 10, -1), EXIT]);
     p.access[0] = None;
@@ -1274,6 +1280,7 @@ fn verified_programs_run_with_checks() {
             entry: Entry::MemLen,
             helpers: HelperRegistry::standard(),
             budget: 1000,
+            maps: Default::default(),
         }),
     )
     .unwrap();

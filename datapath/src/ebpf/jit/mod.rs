@@ -139,7 +139,7 @@ pub struct JitProgram {
 struct Native {
     entry: ExecEntry,
     /// Keeps alive what the code refers to by address (the helper registry,
-    /// and the maps).
+    /// the maps' storage); its maps go to the helpers.
     _env: Arc<ProgEnv>,
     /// `env.entry` is `Entry::Ctx`.
     ctx_entry: bool,
@@ -242,6 +242,7 @@ impl JitProgram {
                 budget: n.budget,
                 ctx_bounds: n.ctx_bounds,
                 state: input.state,
+                maps: &n._env.maps,
             },
         )
         .or_else(run_error)
@@ -325,6 +326,7 @@ fn run_error(raw: RawError) -> Result<u64, RunError> {
             region: match raw.err_b as usize & 0xff {
                 jitcall::REGION_STACK => Region::Stack,
                 jitcall::REGION_CTX => Region::Ctx,
+                jitcall::REGION_MAP => Region::Map((raw.err_b >> 16) as u32),
                 _ => Region::Packet,
             },
             offset: raw.err_a as i64,

@@ -206,6 +206,7 @@ fn ctx_entry_gets_pointers_filled() {
         entry: Entry::Ctx(layout.clone()),
         helpers: HelperRegistry::standard(),
         budget: DEFAULT_BUDGET,
+        maps: Default::default(),
     });
     // r0 = end - start + ctx.field16; also writes ctx.field16 = 9.
     let ops = [
@@ -306,19 +307,16 @@ fn compile_rejects_malformed_programs() {
     let mut p = prog_ops(&[ldx(8, 0, 1, 0), Op::Exit]);
     p.access[0] = None;
     assert_eq!(compile(&p).err(), Some(JitError::MissingAccess { pc: 0 }));
-    // Map loads are not supported yet.
+    // A map handle is the map's index, as in the interpreter.
     let p = prog_ops(&[
         Op::Lddw {
-            dst: 1,
+            dst: 0,
             kind: insn::LDDW_MAP,
-            imm: 0,
+            imm: 3,
         },
         Op::Exit,
     ]);
-    assert!(matches!(
-        compile(&p),
-        Err(JitError::Unsupported { pc: 0, .. })
-    ));
+    assert_eq!(compile(&p).unwrap().run(RunInput::mem(&mut [])), Ok(3));
     // Empty.
     let p = program(Vec::new(), ProgEnv::mem(), true);
     assert_eq!(compile(&p).err(), Some(JitError::Empty));
@@ -330,6 +328,7 @@ fn budget_stops_an_endless_loop() {
         entry: Entry::MemLen,
         helpers: HelperRegistry::standard(),
         budget: 1000,
+        maps: Default::default(),
     });
     // pc 0: r0 += 1; pc 1: ja -2 (back edge).
     let ops = [alu64(AluOp::Add, 0, Src::Imm(1)), Op::Ja { off: -2 }];

@@ -1,7 +1,8 @@
 //! Engine tests that run every program on both engines and require the
 //! same outcome (r0 or error, packet buffer, context, per-run state):
-//! packet windows and packet-moving helpers, per-run state.
+//! packet windows and packet-moving helpers, per-run state, maps.
 
+mod maps;
 mod window;
 
 use std::any::Any;

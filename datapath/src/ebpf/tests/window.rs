@@ -70,6 +70,7 @@ fn env() -> Arc<ProgEnv> {
             args: [c, if scalar { ArgKind::Scalar } else { u }, u, u, u],
             func,
             changes_packet,
+            ret: Default::default(),
         });
     }
     Arc::new(ProgEnv {
@@ -83,6 +84,7 @@ fn env() -> Arc<ProgEnv> {
         }),
         helpers: Arc::new(reg),
         budget: DEFAULT_BUDGET,
+        maps: Default::default(),
     })
 }
 
@@ -277,11 +279,13 @@ fn a_mem_run_after_a_ctx_run_gives_helpers_its_own_packet() {
         args: [ArgKind::Unused; 5],
         func: buf_len,
         changes_packet: false,
+        ret: Default::default(),
     });
     let mem_env = Arc::new(ProgEnv {
         entry: Entry::MemLen,
         helpers: Arc::new(reg),
         budget: DEFAULT_BUDGET,
+        maps: Default::default(),
     });
     let mem_prog = load("call 23\nexit", &mem_env);
     let mem_jit = jit::compile(&mem_prog).unwrap();

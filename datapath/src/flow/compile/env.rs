@@ -10,17 +10,18 @@ use std::sync::Arc;
 
 use super::ctx::FLOW_CTX;
 use crate::ebpf::helpers::{ArgKind, Helper, HelperFn, HelperRegistry, UNWIND};
+use crate::ebpf::maps::{self, Maps};
 use crate::ebpf::vm::{Entry, DEFAULT_BUDGET};
 use crate::ebpf::ProgEnv;
 
 /// Helper ids of flow programs (`docs/ebpf-abi.md`).
 pub mod helper_id {
-    /// `map_lookup_elem(map, key)` (maps: not yet available).
-    pub const MAP_LOOKUP_ELEM: u32 = 1;
-    /// `map_update_elem(map, key, value, flags)` (maps: not yet available).
-    pub const MAP_UPDATE_ELEM: u32 = 2;
-    /// `map_delete_elem(map, key)` (maps: not yet available).
-    pub const MAP_DELETE_ELEM: u32 = 3;
+    /// `map_lookup_elem(map, key)`: pointer to the value, or 0.
+    pub const MAP_LOOKUP_ELEM: u32 = crate::ebpf::maps::helpers::MAP_LOOKUP_ELEM;
+    /// `map_update_elem(map, key, value, flags)`: 0 or a negative errno.
+    pub const MAP_UPDATE_ELEM: u32 = crate::ebpf::maps::helpers::MAP_UPDATE_ELEM;
+    /// `map_delete_elem(map, key)`: 0 or a negative errno.
+    pub const MAP_DELETE_ELEM: u32 = crate::ebpf::maps::helpers::MAP_DELETE_ELEM;
     /// `unwind(v)`: returns v; v == 0 ends the program with r0 = 0.
     pub const UNWIND: u32 = crate::ebpf::helpers::UNWIND;
     /// `fs_output(ctx, port, flags)`.
@@ -170,13 +171,14 @@ pub const FLOW_HELPERS: [FlowHelperSig; 6] = [
     sig(helper_id::POP_VLAN, "fs_pop_vlan", [C, U, U, U, U], true),
 ];
 
-/// A registry with the standard helpers (`unwind`) and the flow helpers
-/// backed by `fns`.
+/// A registry with the standard helpers (`unwind`), the map helpers and
+/// the flow helpers backed by `fns`.
 pub fn flow_helpers(fns: &FlowHelperFns) -> HelperRegistry {
     let mut r = HelperRegistry::new();
     if let Some(h) = HelperRegistry::standard().get(UNWIND) {
         r.register(h.clone());
     }
+    maps::helpers::register(&mut r);
     for FlowHelperSig {
         id,
         name,
@@ -198,6 +200,7 @@ pub fn flow_helpers(fns: &FlowHelperFns) -> HelperRegistry {
             args,
             func,
             changes_packet,
+            ret: Default::default(),
         });
     }
     r
@@ -205,12 +208,13 @@ pub fn flow_helpers(fns: &FlowHelperFns) -> HelperRegistry {
 
 /// The environment of flow programs (and of custom filters and actions,
 /// which run as their subprograms): r1 = the flow context, these helpers,
-/// the default budget.
-pub fn flow_env(helpers: Arc<HelperRegistry>) -> Arc<ProgEnv> {
+/// the switch's maps, the default budget.
+pub fn flow_env(helpers: Arc<HelperRegistry>, maps: Arc<Maps>) -> Arc<ProgEnv> {
     Arc::new(ProgEnv {
         entry: Entry::Ctx(FLOW_CTX.clone()),
         helpers,
         budget: DEFAULT_BUDGET,
+        maps,
     })
 }
 

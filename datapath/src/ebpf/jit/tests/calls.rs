@@ -15,6 +15,7 @@ fn env_with(helpers: Arc<HelperRegistry>, budget: u64) -> Arc<ProgEnv> {
         entry: Entry::MemLen,
         helpers,
         budget,
+        maps: Default::default(),
     })
 }
 
@@ -216,6 +217,7 @@ fn registry() -> Arc<HelperRegistry> {
             args: [ArgKind::Any; 5],
             func,
             changes_packet: false,
+            ret: Default::default(),
         });
     }
     Arc::new(r)
@@ -254,6 +256,8 @@ fn helper_gets_r1_to_r5_and_returns_r0_keeping_r6_to_r10() {
             pkt: &mut [],
             ctx: &mut [],
             state: None,
+            stack: &[],
+            maps: &crate::ebpf::maps::Maps::empty(),
         },
         [1, 2, 3, 4, 5],
     )

@@ -206,6 +206,7 @@ fn ctx_region_is_guarded_against_ctx_bounds() {
         }),
         helpers: HelperRegistry::standard(),
         budget: DEFAULT_BUDGET,
+        maps: Default::default(),
     });
     let ops = [ldx(4, 0, 1, 4), ldx(4, 0, 1, 6), Op::Exit];
     let mut p = program(insn::encode_all(&ops), env, true);

@@ -87,11 +87,13 @@ fn helper_arguments_are_checked() {
         ],
         func: add_helper,
         changes_packet: false,
+        ret: Default::default(),
     });
     let env = Arc::new(ProgEnv {
         entry: Entry::MemLen,
         helpers: Arc::new(reg),
         budget: 100,
+        maps: Default::default(),
     });
     accept_in(&env, "mov %r1, 1\nmov %r2, %r10\nmov %r3, 0\ncall 9\nexit");
     // MemLen: r1 is the packet pointer at entry.
@@ -146,6 +148,7 @@ fn packet_helper_env() -> Arc<ProgEnv> {
             ],
             func: add_helper,
             changes_packet,
+            ret: Default::default(),
         });
     }
     let Entry::Ctx(layout) = ctx_env().entry.clone() else {
@@ -155,6 +158,7 @@ fn packet_helper_env() -> Arc<ProgEnv> {
         entry: Entry::Ctx(layout),
         helpers: Arc::new(reg),
         budget: 100,
+        maps: Default::default(),
     })
 }
 
@@ -250,6 +254,7 @@ fn only_the_window_fields_hold_packet_pointers() {
         }),
         helpers: HelperRegistry::standard(),
         budget: 100,
+        maps: Default::default(),
     });
     accept_in(
         &env,

@@ -120,7 +120,7 @@ pub fn env() -> Arc<ProgEnv> {
             pop_vlan: t_pop,
         };
         let reg: Arc<HelperRegistry> = Arc::new(flow_helpers(&fns));
-        flow_env(reg)
+        flow_env(reg, Default::default())
     })
     .clone()
 }
