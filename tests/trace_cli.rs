@@ -200,3 +200,74 @@ fn bad_arguments_exit_1_with_a_message() {
     );
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// ELF filter and action programs (datapath/src/ebpf/elf/testdata/maps.c)
+/// keeping state in the switch's maps, which carry over from frame to
+/// frame: a source is "known" once the counting action saw it twice.
+#[test]
+fn elf_programs_with_maps_carry_state_across_frames() {
+    let obj = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../datapath/src/ebpf/elf/testdata/maps.o")
+        .canonicalize()
+        .unwrap();
+    let d = tempdir("elf");
+    let file = d.join("switch.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "switch: {{name: e}}
+ports: [{{id: 1, name: a}}, {{id: 2, name: b}}, {{id: 3, name: c}}]
+tables:
+  - id: 0
+    flows:
+      - name: known
+        priority: 10
+        match: {{ebpf: {{elf: {obj}, section: filter/known}}}}
+        actions: [{{output: 3}}]
+      - name: count
+        priority: 5
+        actions: [{{ebpf: {{elf: {obj}, section: action/count}}}}, {{output: 2}}]
+",
+            obj = obj.display()
+        ),
+    )
+    .unwrap();
+    let f = hex(&udp(9, true));
+    for engine in ["jit", "interp"] {
+        let mut args = vec!["--in-port", "1"];
+        for _ in 0..4 {
+            args.extend(["--frame", f.as_str()]);
+        }
+        args.extend(["--json", "--engine", engine]);
+        let out = trace(&file, &args);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let got: Value = serde_json::from_str(&text(&out.stdout)).unwrap();
+        let flows: Vec<&str> = got
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["tables"][0]["flow"].as_str().unwrap())
+            .collect();
+        assert_eq!(flows, ["count", "count", "known", "known"], "{engine}");
+        let ports: Vec<u64> = got
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["outputs"][0]["port"].as_u64().unwrap())
+            .collect();
+        assert_eq!(ports, [2, 2, 3, 3], "{engine}");
+    }
+    // check counts the ELF programs and compiles them.
+    let out = Command::new(env!("CARGO_BIN_EXE_flowswitch"))
+        .arg("check")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("  compiled  4 programs, "),
+        "{}",
+        text(&out.stdout)
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}

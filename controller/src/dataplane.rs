@@ -10,9 +10,10 @@ use datapath::dp::mac::{MacConfig, MacTable};
 use datapath::dp::meter::Meters;
 use datapath::dp::pipeline::{BuildError, Datapath, Generation, GenerationSpec, MissPolicy};
 use datapath::dp::port::{MemPort, Port, PortId, PortSet, VlanSet};
-use datapath::ebpf::asm;
 use datapath::ebpf::engine::Engine;
+use datapath::ebpf::maps::{MapDef, Maps};
 use datapath::ebpf::Insn;
+use datapath::ebpf::{asm, elf};
 use datapath::flow::compile::{CompileError, FlowLoadError};
 use datapath::flow::spec::Action;
 
@@ -44,42 +45,96 @@ pub fn miss_policy(m: Miss) -> MissPolicy {
     }
 }
 
-/// Reads and assembles one custom program.
-fn load_custom(p: &EbpfProgram) -> Result<Vec<Insn>, String> {
-    match &p.source {
-        EbpfRef::Asm { path } => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| format!("{}: `{}`: {e}", p.at, path.display()))?;
-            asm::assemble(&text).map_err(|e| format!("{}: `{}`: {e}", p.at, path.display()))
+/// A switch's custom programs, loaded, with the maps they use.
+#[derive(Debug, Clone, Default)]
+pub struct Customs {
+    /// Filter programs, in index order.
+    pub filters: Vec<Vec<Insn>>,
+    /// Action programs, in index order.
+    pub actions: Vec<Vec<Insn>>,
+    /// The switch's maps: every map the ELF objects declare, by name
+    /// (`lddw rX, map n` names the `n`th).
+    pub maps: Vec<(String, MapDef)>,
+}
+
+impl Customs {
+    /// The maps, made (empty).
+    pub fn make_maps(&self) -> Result<Maps, String> {
+        Maps::new(self.maps.iter().map(|(_, d)| *d)).map_err(|e| e.to_string())
+    }
+
+    /// Loads one program (assembler text, or a section of an ELF object
+    /// whose maps join the switch's).
+    fn load(&mut self, p: &EbpfProgram) -> Result<Vec<Insn>, String> {
+        let path = p.source.path();
+        let err = |e: &dyn std::fmt::Display| format!("{}: `{}`: {e}", p.at, path.display());
+        match &p.source {
+            EbpfRef::Asm { .. } => {
+                let text = std::fs::read_to_string(path).map_err(|e| err(&e))?;
+                asm::assemble(&text).map_err(|e| err(&e))
+            }
+            EbpfRef::Elf { section, .. } => {
+                let bytes = std::fs::read(path).map_err(|e| err(&e))?;
+                let mut prog = elf::load(&bytes, section).map_err(|e| err(&e))?;
+                for m in &prog.maps {
+                    let Some(def) = m.def else {
+                        return Err(err(&format!(
+                            "map {:?} has no declaration (a struct fs_map in section \"maps\")",
+                            m.name
+                        )));
+                    };
+                    match self.maps.iter().find(|(n, _)| *n == m.name) {
+                        Some((_, d)) if *d != def => {
+                            return Err(err(&format!(
+                                "map {:?} is declared as {} {}/{}x{} here and as {} {}/{}x{} by another program",
+                                m.name,
+                                def.kind,
+                                def.key_size,
+                                def.value_size,
+                                def.max_entries,
+                                d.kind,
+                                d.key_size,
+                                d.value_size,
+                                d.max_entries
+                            )))
+                        }
+                        Some(_) => {}
+                        None => self.maps.push((m.name.clone(), def)),
+                    }
+                }
+                let maps = &self.maps;
+                prog.bind(|m| {
+                    maps.iter()
+                        .position(|(n, _)| *n == m.name)
+                        .map(|i| i as u32)
+                })
+                .map_err(|e| err(&e))?;
+                Ok(prog.insns)
+            }
         }
-        EbpfRef::Elf { path, section } => Err(format!(
-            "{}: `{}` section {section}: ELF objects are not supported yet; use {{asm: FILE.s}}",
-            p.at,
-            path.display()
-        )),
     }
 }
 
-/// Custom programs, in index order.
-pub type Programs = Vec<Vec<Insn>>;
-
-/// The custom filter and action programs of `plan`, in index order.
-pub fn custom_programs(plan: &SwitchPlan) -> Result<(Programs, Programs), Vec<String>> {
+/// The custom filter and action programs of `plan` and their maps.
+pub fn custom_programs(plan: &SwitchPlan) -> Result<Customs, Vec<String>> {
     let mut errors = Vec::new();
-    let mut load = |list: &[EbpfProgram]| -> Vec<Vec<Insn>> {
-        list.iter()
-            .map(|p| {
-                load_custom(p).unwrap_or_else(|e| {
-                    errors.push(e);
-                    Vec::new()
-                })
-            })
-            .collect()
-    };
-    let filters = load(&plan.filters);
-    let actions = load(&plan.action_programs);
+    let mut c = Customs::default();
+    for p in &plan.filters {
+        let code = c.load(p).unwrap_or_else(|e| {
+            errors.push(e);
+            Vec::new()
+        });
+        c.filters.push(code);
+    }
+    for p in &plan.action_programs {
+        let code = c.load(p).unwrap_or_else(|e| {
+            errors.push(e);
+            Vec::new()
+        });
+        c.actions.push(code);
+    }
     if errors.is_empty() {
-        Ok((filters, actions))
+        Ok(c)
     } else {
         Err(errors)
     }
@@ -135,14 +190,19 @@ pub fn build_generation(
     engine: Engine,
     workers: usize,
 ) -> Result<Generation, Vec<String>> {
-    let (filters, actions) = custom_programs(plan)?;
+    let c = custom_programs(plan)?;
+    let maps = Arc::new(
+        c.make_maps()
+            .map_err(|e| vec![format!("{}: maps: {e}", plan.source.display())])?,
+    );
     Generation::build(&GenerationSpec {
         flows: &plan.flows,
-        filters: &filters,
-        actions: &actions,
+        filters: &c.filters,
+        actions: &c.actions,
         miss: miss_policy(plan.miss),
         engine,
         workers,
+        maps: Some(&maps),
     })
     .map_err(|e| vec![locate(plan, &e)])
 }

@@ -202,6 +202,7 @@ impl Bench {
             miss: MissPolicy::Drop,
             engine,
             workers: 1,
+            maps: None,
         })?;
         let build_time = t0.elapsed();
         let build = generation.build_stats();

@@ -9,24 +9,23 @@
 //! ([`abi::flow_registry`]). After the run the frame's window follows
 //! whatever the VLAN helpers did ([`abi::frame_window`]).
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use crate::dp::actions::{abi, PacketState};
 use crate::dp::port::Frame;
 use crate::ebpf::engine::Loaded;
 use crate::ebpf::interp;
 use crate::ebpf::jit::JitScratch;
+use crate::ebpf::maps::Maps;
 use crate::ebpf::vm::{RunError, RunInput};
 use crate::ebpf::ProgEnv;
 use crate::flow::compile::{self, FlowCtx};
 use crate::packet::Parsed;
 
-/// The flow-program environment with the datapath's helpers (one shared
-/// instance).
-pub fn flow_env() -> Arc<ProgEnv> {
-    static ENV: OnceLock<Arc<ProgEnv>> = OnceLock::new();
-    ENV.get_or_init(|| compile::flow_env(abi::flow_registry()))
-        .clone()
+/// The flow-program environment with the datapath's helpers and the
+/// switch's `maps`.
+pub fn flow_env(maps: Arc<Maps>) -> Arc<ProgEnv> {
+    compile::flow_env(abi::flow_registry(), maps)
 }
 
 /// Describes a new packet in the context: its key, offsets, length and

@@ -25,7 +25,9 @@ use crate::classifier::{entries_of_table, ClassifierError, ClassifierTable};
 use crate::dp::stats::FlowStats;
 use crate::ebpf::engine::{Engine, Loaded};
 use crate::ebpf::insn::Insn;
+use crate::ebpf::maps::Maps;
 use crate::ebpf::verifier::{self, VerifyError};
+use crate::ebpf::ProgEnv;
 use crate::flow::compile::{load_flows_counted, CompileOptions, FlowLoadError};
 use crate::flow::spec::{Action, FlowSpec};
 
@@ -65,6 +67,10 @@ pub struct GenerationSpec<'a> {
     pub engine: Engine,
     /// Workers that will run it (one per-flow counter block each).
     pub workers: usize,
+    /// The switch's eBPF maps (`lddw rX, map n` in custom programs names
+    /// the `n`th); `None`: none. A reload passes the same maps to keep
+    /// their contents.
+    pub maps: Option<&'a Arc<Maps>>,
 }
 
 /// Why a generation could not be built.
@@ -152,6 +158,7 @@ pub struct Generation {
     programs: Box<[Loaded]>,
     stats: FlowStats,
     build: BuildStats,
+    maps: Arc<Maps>,
 }
 
 impl std::fmt::Debug for Generation {
@@ -185,13 +192,15 @@ fn unstable(spec: &FlowSpec) -> bool {
 
 /// Verifies each custom program on its own, so that an error names the
 /// program rather than the first flow using it.
-fn check_custom(spec: &GenerationSpec<'_>) -> Result<(usize, usize), BuildError> {
-    let env = exec::flow_env();
+fn check_custom(
+    spec: &GenerationSpec<'_>,
+    env: &Arc<ProgEnv>,
+) -> Result<(usize, usize), BuildError> {
     let mut programs = 0;
     let mut insns = 0;
     for (kind, list) in [("filter", spec.filters), ("action", spec.actions)] {
         for (index, code) in list.iter().enumerate() {
-            verifier::verify(code, &env).map_err(|source| BuildError::Custom {
+            verifier::verify(code, env).map_err(|source| BuildError::Custom {
                 kind,
                 index,
                 source,
@@ -237,13 +246,14 @@ impl Generation {
             });
         }
         let t0 = Instant::now();
-        let (custom_programs, custom_insns) = check_custom(spec)?;
+        let maps = spec.maps.cloned().unwrap_or_default();
+        let env = exec::flow_env(Arc::clone(&maps));
+        let (custom_programs, custom_insns) = check_custom(spec, &env)?;
         let opts = CompileOptions {
             filters: spec.filters,
             actions: spec.actions,
         };
-        let (programs, insns) =
-            load_flows_counted(spec.flows, &opts, &exec::flow_env(), spec.engine)?;
+        let (programs, insns) = load_flows_counted(spec.flows, &opts, &env, spec.engine)?;
         let compile = t0.elapsed();
 
         let t1 = Instant::now();
@@ -310,6 +320,7 @@ impl Generation {
                 compile,
                 classify,
             },
+            maps,
         })
     }
 
@@ -376,6 +387,11 @@ impl Generation {
     /// Per-flow counters (packets, bytes, last used), per worker.
     pub fn flow_stats(&self) -> &FlowStats {
         &self.stats
+    }
+
+    /// The switch's maps its programs use.
+    pub fn maps(&self) -> &Arc<Maps> {
+        &self.maps
     }
 
     /// What building it took.

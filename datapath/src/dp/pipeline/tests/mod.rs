@@ -73,6 +73,7 @@ pub fn build(
         miss,
         engine,
         workers: 1,
+        maps: None,
     })
     .unwrap_or_else(|e| panic!("{e}"))
 }
