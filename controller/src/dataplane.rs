@@ -287,6 +287,7 @@ pub fn mem_datapath(
         }
     }
     let mac = MacTable::with_seed(MacConfig::default(), 0);
-    let dp = Datapath::new(ports, mac, meters(plan)?, generation, 1);
+    let dp = Datapath::new(ports, mac, meters(plan)?, generation, 1)
+        .map_err(|e| format!("{}: {e}", plan.source.display()))?;
     Ok((dp, mems))
 }

@@ -19,13 +19,13 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::datapath::Datapath;
+use super::datapath::{Datapath, DatapathError};
 use super::generation::{BuildError, BuildStats, Generation, GenerationSpec, MissPolicy};
 use super::worker::{WorkerConfig, WorkerStats};
 use crate::classifier::testgen::{self, GenFlow};
 use crate::dp::mac::MacTable;
 use crate::dp::meter::Meters;
-use crate::dp::port::{MemPort, Port, PortError, TxMode};
+use crate::dp::port::{MemPort, Port, TxMode};
 use crate::ebpf::engine::Engine;
 use crate::flow::key::{OFF_IN_PORT, OFF_IP_PROTO, OFF_NW_DST, OFF_NW_SRC, OFF_TP_DST, OFF_TP_SRC};
 use crate::flow::spec::{Action, FlowSpec, Match};
@@ -217,7 +217,11 @@ impl Bench {
     /// Sends `templates` round-robin into port 1 of a fresh datapath for
     /// about `duration` (after one warm-up pass over the templates) and
     /// measures one worker.
-    pub fn measure(&self, templates: Vec<Vec<u8>>, duration: Duration) -> Result<Rate, PortError> {
+    pub fn measure(
+        &self,
+        templates: Vec<Vec<u8>>,
+        duration: Duration,
+    ) -> Result<Rate, DatapathError> {
         let rx = Arc::new(MemPort::with_mode(1, "rx", TxMode::Count));
         let ports: Vec<Arc<dyn Port>> = vec![
             Arc::clone(&rx) as Arc<dyn Port>,
@@ -239,7 +243,7 @@ impl Bench {
         let mut now = 0u64;
         let mut seen = 0u64;
         while seen < warm {
-            seen += w.poll(BATCH, now)? as u64;
+            seen += w.poll(BATCH, now).map_err(DatapathError::Port)? as u64;
             now += 1000;
         }
         let before = w.stats();
@@ -248,7 +252,7 @@ impl Bench {
         let mut packets = 0u64;
         loop {
             for _ in 0..64 {
-                packets += w.poll(BATCH, now)? as u64;
+                packets += w.poll(BATCH, now).map_err(DatapathError::Port)? as u64;
                 now += 1000;
             }
             if t0.elapsed() >= duration {

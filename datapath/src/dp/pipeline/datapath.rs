@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
+use thiserror::Error;
 
 use super::generation::Generation;
 use super::reference::{Reference, ReferenceError};
@@ -16,6 +17,16 @@ use crate::dp::mac::MacTable;
 use crate::dp::meter::Meters;
 use crate::dp::port::{Port, PortError, PortSet};
 use crate::dp::stats::SwitchStats;
+
+/// Why a datapath cannot be made or take a generation.
+#[derive(Debug, Error)]
+pub enum DatapathError {
+    #[error(transparent)]
+    Port(#[from] PortError),
+    /// The generation has per-flow counters for fewer workers.
+    #[error("generation built for {generation} workers, the datapath has {datapath}")]
+    Workers { generation: usize, datapath: usize },
+}
 
 /// See the [module docs](self).
 pub struct Datapath {
@@ -37,21 +48,24 @@ impl std::fmt::Debug for Datapath {
 
 impl Datapath {
     /// A datapath over `ports` for `workers` workers.
+    /// `generation` must have been built for at least `workers` workers.
     pub fn new(
         ports: PortSet,
         mac: MacTable,
         meters: Meters,
         generation: Arc<Generation>,
         workers: usize,
-    ) -> Self {
-        let stats = SwitchStats::new(workers.max(1), &ports.queue_layout());
-        Datapath {
+    ) -> Result<Self, DatapathError> {
+        let workers = workers.max(1);
+        check_workers(&generation, workers)?;
+        let stats = SwitchStats::new(workers, &ports.queue_layout());
+        Ok(Datapath {
             ports: Arc::new(ports),
             mac: Arc::new(mac),
             meters: Arc::new(meters),
             stats,
             generation: Arc::new(ArcSwap::new(generation)),
-        }
+        })
     }
 
     /// [`Datapath::new`] from a list of ports (any order, distinct ids).
@@ -61,14 +75,8 @@ impl Datapath {
         meters: Meters,
         generation: Arc<Generation>,
         workers: usize,
-    ) -> Result<Self, PortError> {
-        Ok(Self::new(
-            PortSet::new(ports)?,
-            mac,
-            meters,
-            generation,
-            workers,
-        ))
+    ) -> Result<Self, DatapathError> {
+        Self::new(PortSet::new(ports)?, mac, meters, generation, workers)
     }
 
     /// Worker number `index` (below the number of workers given to
@@ -106,9 +114,12 @@ impl Datapath {
         Reference::new(generation, state)
     }
 
-    /// Replaces the current generation; workers switch between batches.
-    pub fn publish(&self, generation: Arc<Generation>) {
+    /// Replaces the current generation (built for at least this
+    /// datapath's workers); workers switch between batches.
+    pub fn publish(&self, generation: Arc<Generation>) -> Result<(), DatapathError> {
+        check_workers(&generation, self.stats.workers())?;
         self.generation.store(generation);
+        Ok(())
     }
 
     /// The current generation.
@@ -131,4 +142,14 @@ impl Datapath {
     pub fn stats(&self) -> &SwitchStats {
         &self.stats
     }
+}
+
+fn check_workers(g: &Generation, workers: usize) -> Result<(), DatapathError> {
+    if g.workers() < workers {
+        return Err(DatapathError::Workers {
+            generation: g.workers(),
+            datapath: workers,
+        });
+    }
+    Ok(())
 }

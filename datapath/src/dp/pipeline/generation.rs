@@ -159,6 +159,7 @@ pub struct Generation {
     stats: FlowStats,
     build: BuildStats,
     maps: Arc<Maps>,
+    workers: usize,
 }
 
 impl std::fmt::Debug for Generation {
@@ -314,6 +315,7 @@ impl Generation {
             flows,
             programs: programs.into_boxed_slice(),
             stats: FlowStats::new(spec.workers.max(1), spec.flows.len()),
+            workers: spec.workers.max(1),
             build: BuildStats {
                 programs: spec.flows.len() + custom_programs,
                 instructions: insns + custom_insns,
@@ -387,6 +389,11 @@ impl Generation {
     /// Per-flow counters (packets, bytes, last used), per worker.
     pub fn flow_stats(&self) -> &FlowStats {
         &self.stats
+    }
+
+    /// Workers it has per-flow counters for.
+    pub fn workers(&self) -> usize {
+        self.workers
     }
 
     /// The switch's maps its programs use.

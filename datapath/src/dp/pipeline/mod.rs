@@ -73,7 +73,7 @@ pub mod generation;
 pub mod reference;
 pub mod worker;
 
-pub use datapath::Datapath;
+pub use datapath::{Datapath, DatapathError};
 pub use exec::flow_env;
 pub use generation::{
     BuildError, BuildStats, FlowInfo, Generation, GenerationSpec, MissPolicy, Table, MAX_FLOWS,

@@ -213,7 +213,7 @@ fn a_new_generation_takes_over_between_batches() {
     assert_eq!(w.stats().emc_hits, 1);
     let g2 = build(&out(3), &no_customs(), MissPolicy::Drop, Engine::Jit);
     assert_ne!(g1.id(), g2.id());
-    rig.dp.publish(g2.clone());
+    rig.dp.publish(g2.clone()).unwrap();
     rig.mems[0].push_rx(&f);
     assert_eq!(w.poll(32, MS).unwrap(), 1);
     assert_eq!(receivers(&rig), vec![(3, 1)]);
@@ -373,4 +373,69 @@ fn steady_state_forwarding_does_not_allocate_frames() {
     let snap = dp.stats().snapshot();
     let tx: Vec<u64> = snap.ports.iter().map(|p| p.total.tx_packets).collect();
     assert_eq!(tx, vec![0, 1100 * 32, 1100 * 32, 1100 * 16]);
+}
+
+#[test]
+fn workers_on_threads_share_one_datapath() {
+    fn is_send<T: Send>() {}
+    is_send::<Worker>();
+    let flows = vec![
+        flow("dns", 0, 10, tp_dst(53), vec![Action::Output(vec![2])]),
+        flow("rest", 0, 0, Match::any(), vec![Action::Output(vec![3])]),
+    ];
+    let g = Generation::build_arc(&GenerationSpec {
+        flows: &flows,
+        filters: &[],
+        actions: &[],
+        miss: MissPolicy::Drop,
+        engine: Engine::Jit,
+        workers: 2,
+        maps: None,
+    })
+    .unwrap();
+    let mems: Vec<Arc<MemPort>> = (1..=3)
+        .map(|id| Arc::new(MemPort::with_mode(id, format!("p{id}"), TxMode::Count)))
+        .collect();
+    let dp = Datapath::with_ports(
+        mems.iter().map(|m| m.clone() as Arc<dyn Port>).collect(),
+        MacTable::default(),
+        Meters::default(),
+        g.clone(),
+        2,
+    )
+    .unwrap();
+    // 20,000 frames, half to each flow, shared by two workers.
+    mems[0].repeat_rx(vec![udp(53, 0), udp(54, 0)], Some(20_000));
+    let handles: Vec<_> = (0..2)
+        .map(|i| {
+            let mut w = dp.worker(i, WorkerConfig::default()).unwrap();
+            std::thread::spawn(move || {
+                let mut n = 0;
+                loop {
+                    let got = w.poll(32, 0).unwrap();
+                    if got == 0 {
+                        break n;
+                    }
+                    n += got;
+                }
+            })
+        })
+        .collect();
+    let total: usize = handles.into_iter().map(|h| h.join().unwrap()).sum();
+    assert_eq!(total, 20_000);
+    assert_eq!(mems[1].tx_count().0, 10_000);
+    assert_eq!(mems[2].tx_count().0, 10_000);
+    // Per-flow counters summed over the workers; table counters too.
+    assert_eq!(g.flow_stats().flow(0).packets, 10_000);
+    assert_eq!(g.flow_stats().flow(1).packets, 10_000);
+    assert_eq!(dp.stats().snapshot().table(0).matched, 20_000);
+    // A generation with counters for one worker only is refused.
+    let small = build(&flows, &no_customs(), MissPolicy::Drop, Engine::Jit);
+    assert!(matches!(
+        dp.publish(small),
+        Err(DatapathError::Workers {
+            generation: 1,
+            datapath: 2
+        })
+    ));
 }
