@@ -56,6 +56,16 @@ pub enum Reason {
     UnknownHelper { id: i64 },
     #[error("lddw of a map (src {kind}) is not supported")]
     LddwMap { kind: u8 },
+    #[error(
+        "atomic {size}-byte access to {region} at offset {lo}..={hi} is not provably \
+         {size}-aligned (atomics must be aligned; packet memory never is provably)"
+    )]
+    AtomicUnaligned {
+        region: Region,
+        lo: i64,
+        hi: i64,
+        size: u8,
+    },
 
     // Register types.
     #[error("r{reg} is not initialised")]

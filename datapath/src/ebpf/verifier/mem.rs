@@ -307,6 +307,27 @@ pub fn atomic(
         read(st, 0)?;
     }
     let t = resolve(st, layout, dst, off, size)?;
+    // A misaligned locked access is a split lock, which some kernels punish
+    // with SIGBUS: atomics must be provably aligned.
+    let size_i = i64::from(size);
+    let unaligned = |region, lo: i64, hi: i64| Reason::AtomicUnaligned {
+        region,
+        lo,
+        hi,
+        size,
+    };
+    match t {
+        Target::Stack { lo, hi, .. } if lo != hi || lo.rem_euclid(size_i) != 0 => {
+            return Err(unaligned(Region::Stack, lo, hi))
+        }
+        Target::Ctx { off, .. } if off.rem_euclid(size_i) != 0 => {
+            return Err(unaligned(Region::Ctx, off, off))
+        }
+        Target::Packet { .. } => {
+            return Err(unaligned(Region::Packet, i64::from(off), i64::from(off)))
+        }
+        _ => {}
+    }
     match t {
         Target::Stack { frame, lo, hi } => {
             no_leak(&value, src, Region::Stack)?;
