@@ -129,22 +129,7 @@ fn alu(e: &mut impl Entropy, regs: &[u8]) -> Op {
             }
         }
         _ => {
-            let op = *e.pick(&[
-                AluOp::Add,
-                AluOp::Sub,
-                AluOp::Mul,
-                AluOp::Div,
-                AluOp::SDiv,
-                AluOp::Or,
-                AluOp::And,
-                AluOp::Lsh,
-                AluOp::Rsh,
-                AluOp::Mod,
-                AluOp::SMod,
-                AluOp::Xor,
-                AluOp::Mov,
-                AluOp::Arsh,
-            ]);
+            let op = *e.pick(&AluOp::BINARY);
             let src = if e.chance(50) {
                 Src::Reg(*e.pick(regs))
             } else {
@@ -321,19 +306,7 @@ fn mem_op(e: &mut impl Entropy, regs: &[u8], pkt_len: usize) -> Vec<Op> {
 }
 
 fn cond(e: &mut impl Entropy) -> Cond {
-    *e.pick(&[
-        Cond::Eq,
-        Cond::Gt,
-        Cond::Ge,
-        Cond::Set,
-        Cond::Ne,
-        Cond::Sgt,
-        Cond::Sge,
-        Cond::Lt,
-        Cond::Le,
-        Cond::Slt,
-        Cond::Sle,
-    ])
+    *e.pick(&Cond::ALL)
 }
 
 fn mov_imm(dst: u8, v: i32) -> Op {
