@@ -552,3 +552,73 @@ pub fn sized_verified(n: usize, env: &std::sync::Arc<super::ProgEnv>) -> Option<
     }
     None
 }
+
+/// Builds a `Program` without the verifier, for engine tests that must run
+/// programs the verifier would refuse (or run them all-guarded): a memory access
+/// is Stack if its base register holds a copy of r10 (tracked linearly
+/// through 64-bit moves, adds and subtracts), Packet otherwise; all guarded
+/// or all trusted.
+pub fn unverified_program(
+    insns: Vec<Insn>,
+    env: std::sync::Arc<super::ProgEnv>,
+    guard: bool,
+) -> super::Program {
+    let Ok(decoded) = super::insn::decode_all(&insns) else {
+        panic!("unverified_program: the slots must decode");
+    };
+    let mut ops = vec![None; insns.len()];
+    let mut access = vec![None; insns.len()];
+    let mut on_stack = [false; 11];
+    on_stack[super::insn::R10 as usize] = true;
+    for (pc, op) in decoded {
+        ops[pc] = Some(op);
+        let base = match op {
+            Op::Ldx { src, .. } => Some(src),
+            Op::St { dst, .. } | Op::Stx { dst, .. } | Op::Atomic { dst, .. } => Some(dst),
+            _ => None,
+        };
+        if let Some(b) = base {
+            let region = if on_stack[b as usize] {
+                super::vm::Region::Stack
+            } else {
+                super::vm::Region::Packet
+            };
+            access[pc] = Some(super::vm::MemAccess { region, guard });
+        }
+        match op {
+            Op::Alu {
+                wide: true,
+                op: AluOp::Mov,
+                dst,
+                src: Src::Reg(s),
+            } => on_stack[dst as usize] = on_stack[s as usize],
+            Op::Alu {
+                wide: true,
+                op: AluOp::Add | AluOp::Sub,
+                ..
+            } => {}
+            Op::Alu { dst, .. }
+            | Op::Neg { dst, .. }
+            | Op::End { dst, .. }
+            | Op::Lddw { dst, .. }
+            | Op::Ldx { dst, .. } => on_stack[dst as usize] = false,
+            Op::Atomic {
+                src, fetch: true, ..
+            } => {
+                on_stack[src as usize] = false;
+                on_stack[0] = false;
+            }
+            Op::Call { .. } | Op::CallX { .. } | Op::CallLocal { .. } => {
+                on_stack[..6].fill(false);
+            }
+            _ => {}
+        }
+    }
+    super::Program {
+        callx: vec![None; insns.len()],
+        insns,
+        ops,
+        access,
+        env,
+    }
+}
