@@ -99,11 +99,48 @@ static long (*fs_push_vlan)(struct fs_ctx *ctx, __u16 tci) = (void *)20;
  * Moves data/data_end: reload them from ctx afterwards. */
 static long (*fs_pop_vlan)(struct fs_ctx *ctx) = (void *)21;
 
-/* Maps (array and hash) are declared by the switch; their helpers
- * (ids 1-3) and declaration syntax are not available yet. */
-
 #ifndef SEC
 #define SEC(name) __attribute__((section(name), used))
 #endif
+
+/* Maps. The switch declares its maps; a program refers to one through a
+ * variable of the same name in the "maps" section, declared with FS_MAP,
+ * whose kind and sizes must match the switch's declaration:
+ *
+ *     FS_MAP(counters, FS_MAP_ARRAY, __u32, __u64, 256);
+ *     ...
+ *     __u32 idx = ctx->in_port & 255;
+ *     __u64 *n = map_lookup_elem(&counters, &idx);
+ *     if (n)
+ *             __sync_fetch_and_add(n, 1);
+ *
+ * The ELF loader turns each reference to such a variable into
+ * `lddw rX, map N`. Keys and values passed to the helpers must be on the
+ * stack or in a map value; a lookup's result must be checked against 0
+ * before use. */
+#define FS_MAP_HASH 1
+#define FS_MAP_ARRAY 2
+
+struct fs_map {
+	__u32 type;         /* FS_MAP_HASH or FS_MAP_ARRAY */
+	__u32 key_size;     /* bytes; 4 for an array (the index) */
+	__u32 value_size;   /* bytes */
+	__u32 max_entries;
+};
+
+#define FS_MAP(name, kind, key_type, value_type, entries) \
+	struct fs_map name SEC("maps") = { (kind), sizeof(key_type), sizeof(value_type), (entries) }
+
+/* map_update_elem flags. */
+#define FS_ANY 0        /* create or replace */
+#define FS_NOEXIST 1    /* create only */
+#define FS_EXIST 2      /* replace only */
+
+/* A pointer to the key's value, or 0. */
+static void *(*map_lookup_elem)(void *map, const void *key) = (void *)1;
+/* 0, or -ENOENT (-2), -EEXIST (-17), -E2BIG (-7, full), -EINVAL (-22). */
+static long (*map_update_elem)(void *map, const void *key, const void *value, __u64 flags) = (void *)2;
+/* 0, or -ENOENT (-2); -EINVAL (-22) for an array. */
+static long (*map_delete_elem)(void *map, const void *key) = (void *)3;
 
 #endif /* FLOWSWITCH_H */

@@ -44,6 +44,52 @@ fn generated_programs_agree_on_both_engines() {
     );
 }
 
+#[test]
+fn generated_programs_with_maps_agree_on_both_engines() {
+    // One environment (maps cleared before each run); the engines must
+    // also leave the same map contents.
+    let env = testgen::map_env();
+    const N: u64 = 5_000;
+    let (mut ok, mut errors, mut rejected) = (0u64, 0u64, 0u64);
+    let mut first_rejection = None;
+    let mut touched = 0u64;
+    for seed in 0..N {
+        let mut rng = SplitMix(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x5eed);
+        let pkt = testgen::packet(&mut rng);
+        let prog = testgen::generate_with_maps(&mut rng, pkt.len());
+        match run_both(&prog, &pkt, &env) {
+            DiffOutcome::Agree(r) => {
+                if r.is_ok() {
+                    ok += 1;
+                } else {
+                    errors += 1;
+                }
+                // What the JIT left (the interpreter's was equal).
+                let snap = env.maps.snapshot();
+                let array_used = snap[0].iter().any(|(_, v)| v.iter().any(|&b| b != 0));
+                if array_used || !snap[1].is_empty() {
+                    touched += 1;
+                }
+            }
+            DiffOutcome::Rejected(e) => {
+                rejected += 1;
+                first_rejection.get_or_insert((seed, e.to_string()));
+            }
+            other => panic!(
+                "seed {seed}: engines disagree: {other:?}\npacket: {pkt:02x?}\n{}",
+                datapath::ebpf::disasm::disassemble(&prog)
+            ),
+        }
+    }
+    eprintln!("{N} map cases: {ok} ran to exit, {errors} errors, {rejected} rejected, {touched} changed a map");
+    assert!(
+        rejected * 100 <= N,
+        "{rejected} of {N} generated programs were rejected; first: {first_rejection:?}"
+    );
+    assert!(ok > N / 2, "only {ok} programs ran to exit");
+    assert!(touched > N / 4, "only {touched} programs changed a map");
+}
+
 /// Opcode bytes that decode, for biasing random slots towards valid programs.
 fn valid_opcodes() -> Vec<u8> {
     (0..=255u8)

@@ -1,6 +1,7 @@
 //! Differential execution: one program, both engines, same input; the
 //! interpreter is the reference and the JIT must agree on r0, on every error
-//! and on the memory the program leaves behind.
+//! and on the memory the program leaves behind: the packet, and the
+//! contents of the environment's maps (cleared before each engine's run).
 
 use std::sync::Arc;
 
@@ -23,6 +24,8 @@ pub enum DiffOutcome {
         jit: Result<u64, RunError>,
         /// `true` when r0/errors agree but memory differs.
         memory_differs: bool,
+        /// `true` when the maps' contents differ.
+        maps_differ: bool,
     },
     /// The verifier accepted it but the JIT could not compile it.
     JitFailed(LoadError),
@@ -47,15 +50,21 @@ pub fn run_both(insns: &[Insn], pkt: &[u8], env: &Arc<ProgEnv>) -> DiffOutcome {
         Ok(j) => j,
         Err(e) => return DiffOutcome::JitFailed(e.into()),
     };
+    let maps = &env.maps;
     let mut m_interp = pkt.to_vec();
     let mut m_jit = pkt.to_vec();
+    maps.clear();
     let r_interp = interp::run(&prog, RunInput::mem(&mut m_interp));
+    let maps_interp = maps.snapshot();
+    maps.clear();
     let r_jit = compiled.run(RunInput::mem(&mut m_jit));
-    if r_interp == r_jit && m_interp == m_jit {
+    let maps_jit = maps.snapshot();
+    if r_interp == r_jit && m_interp == m_jit && maps_interp == maps_jit {
         DiffOutcome::Agree(r_interp)
     } else {
         DiffOutcome::Disagree {
             memory_differs: m_interp != m_jit,
+            maps_differ: maps_interp != maps_jit,
             interp: r_interp,
             jit: r_jit,
         }

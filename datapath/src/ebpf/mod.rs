@@ -16,14 +16,19 @@ pub mod helpers;
 pub mod insn;
 pub mod interp;
 pub mod jit;
+pub mod maps;
 pub mod testgen;
 pub mod verifier;
 pub mod vm;
+
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 
 pub use helpers::HelperRegistry;
 pub use insn::{Insn, Op};
+pub use maps::{MapDef, MapKind, Maps};
 pub use vm::{Entry, MemAccess, Region, RunError, RunInput};
 
 /// Where and how a program runs: its entry convention, its helpers and its
@@ -34,6 +39,9 @@ pub struct ProgEnv {
     pub helpers: Arc<HelperRegistry>,
     /// Taken backward jumps plus local calls allowed in one run.
     pub budget: u64,
+    /// The maps programs may use (`lddw rX, map N` names map N), shared by
+    /// every program and worker of a switch.
+    pub maps: Arc<Maps>,
 }
 
 impl ProgEnv {
@@ -44,6 +52,7 @@ impl ProgEnv {
             entry: Entry::MemLen,
             helpers: HelperRegistry::standard(),
             budget: vm::DEFAULT_BUDGET,
+            maps: Arc::default(),
         })
     }
 }

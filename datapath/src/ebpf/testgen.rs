@@ -8,12 +8,20 @@
 //! swaps, sign-extending moves, every jump condition, loads and stores of
 //! every width to the stack and to the packet (at offsets that may fall
 //! outside it, to exercise the run-time guards), atomics, helper calls and a
-//! bpf-to-bpf call.
+//! bpf-to-bpf call. [`generate_with_maps`] adds map lookups (with loads,
+//! stores and atomics on the values found), updates and deletes on the maps
+//! of [`map_env`].
 //!
 //! The randomness comes from an [`Entropy`] source: a seeded PRNG for tests,
 //! or the fuzzer's bytes.
 
-use super::insn::{encode, AluOp, AtomicOp, Cond, EndKind, Insn, Op, Src};
+use std::sync::Arc;
+
+use super::helpers::HelperRegistry;
+use super::insn::{encode, AluOp, AtomicOp, Cond, EndKind, Insn, Op, Src, LDDW_MAP};
+use super::maps::{MapDef, MapKind, Maps};
+use super::vm::{Entry, DEFAULT_BUDGET};
+use super::ProgEnv;
 
 /// A source of random numbers.
 pub trait Entropy {
@@ -326,6 +334,184 @@ pub fn generate(e: &mut impl Entropy, pkt_len: usize) -> Vec<Insn> {
 
 /// Like [`generate`], with `body_len` random steps (each one to a few instructions).
 pub fn generate_sized(e: &mut impl Entropy, pkt_len: usize, body_len: usize) -> Vec<Insn> {
+    gen(e, pkt_len, body_len, false)
+}
+
+/// Like [`generate`], also using the maps of [`map_env`].
+pub fn generate_with_maps(e: &mut impl Entropy, pkt_len: usize) -> Vec<Insn> {
+    let body_len = 4 + e.below(40) as usize;
+    gen(e, pkt_len, body_len, true)
+}
+
+/// Map 0 of [`map_env`]: an array of 4 values of 16 bytes.
+pub const MAP_ARRAY: MapDef = MapDef {
+    kind: MapKind::Array,
+    key_size: 4,
+    value_size: 16,
+    max_entries: 4,
+};
+/// Map 1 of [`map_env`]: a hash of 8-byte keys and 16-byte values, 3 entries
+/// (fewer than the generated keys, so it fills up).
+pub const MAP_HASH: MapDef = MapDef {
+    kind: MapKind::Hash,
+    key_size: 8,
+    value_size: 16,
+    max_entries: 3,
+};
+
+/// The environment of [`generate_with_maps`] programs: packet and length,
+/// the standard and map helpers, and fresh maps [`MAP_ARRAY`] and
+/// [`MAP_HASH`].
+pub fn map_env() -> Arc<ProgEnv> {
+    let maps = Maps::new([MAP_ARRAY, MAP_HASH]).unwrap_or_default();
+    Arc::new(ProgEnv {
+        entry: Entry::MemLen,
+        helpers: HelperRegistry::with_maps(),
+        budget: DEFAULT_BUDGET,
+        maps: Arc::new(maps),
+    })
+}
+
+/// Stack offsets of a map key (8 bytes) and value (16 bytes) inside the
+/// initialised area.
+const KEY_OFF: i16 = -8;
+const VALUE_OFF: i16 = -32;
+
+fn mov_reg(dst: u8, src: u8) -> Op {
+    Op::Alu {
+        wide: true,
+        op: AluOp::Mov,
+        dst,
+        src: Src::Reg(src),
+    }
+}
+
+/// r1 = map `map`'s handle, r2 = the key (built from a scalar, 0..=3 so
+/// that keys repeat) on the stack.
+fn map_key(e: &mut impl Entropy, map: u64, items: &mut Vec<Item>) {
+    let k = *e.pick(&SCALARS);
+    items.push(Item::Op(mov_reg(1, k)));
+    items.push(Item::Op(Op::Alu {
+        wide: true,
+        op: AluOp::And,
+        dst: 1,
+        src: Src::Imm(3),
+    }));
+    items.push(Item::Op(Op::Stx {
+        size: if map == 0 { 4 } else { 8 },
+        dst: 10,
+        src: 1,
+        off: KEY_OFF,
+    }));
+    items.push(Item::Op(Op::Lddw {
+        dst: 1,
+        kind: LDDW_MAP,
+        imm: map,
+    }));
+    items.push(Item::Op(mov_reg(2, 10)));
+    items.push(Item::Op(Op::Alu {
+        wide: true,
+        op: AluOp::Add,
+        dst: 2,
+        src: Src::Imm(i32::from(KEY_OFF)),
+    }));
+}
+
+/// A map operation: a lookup whose value (if found) gets a few loads,
+/// stores and atomics, an update or a delete. Leaves r0 a scalar and
+/// r1..r5 refilled.
+fn map_op(e: &mut impl Entropy, items: &mut Vec<Item>) {
+    let map = e.below(2);
+    map_key(e, map, items);
+    match e.below(4) {
+        0 | 1 => {
+            items.push(Item::Op(Op::Call { helper: 1 }));
+            let n = 1 + e.below(4) as usize;
+            // if r0 == 0 skip the accesses.
+            let skip = items.len();
+            items.push(Item::Jmp {
+                wide: true,
+                cond: Cond::Eq,
+                dst: 0,
+                src: Src::Imm(0),
+                target: usize::MAX,
+            });
+            for _ in 0..n {
+                items.push(Item::Op(value_access(e)));
+            }
+            let after = items.len();
+            if let Some(Item::Jmp { target, .. }) = items.get_mut(skip) {
+                *target = after;
+            }
+            items.push(Item::Op(mov_imm(0, imm(e))));
+        }
+        2 => {
+            items.push(Item::Op(mov_reg(3, 10)));
+            items.push(Item::Op(Op::Alu {
+                wide: true,
+                op: AluOp::Add,
+                dst: 3,
+                src: Src::Imm(i32::from(VALUE_OFF)),
+            }));
+            // Flags 0..=3 (3 is invalid).
+            items.push(Item::Op(mov_imm(4, e.below(4) as i32)));
+            items.push(Item::Op(Op::Call { helper: 2 }));
+        }
+        _ => items.push(Item::Op(Op::Call { helper: 3 })),
+    }
+    for r in 1..=5 {
+        items.push(Item::Op(mov_imm(r, imm(e))));
+    }
+}
+
+/// A load, store or atomic on the 16-byte map value r0 points to.
+fn value_access(e: &mut impl Entropy) -> Op {
+    // r1..r5 are clobbered by the lookup; r6..r8 hold scalars.
+    let reg = *e.pick(&[6u8, 7, 8]);
+    let sz = size(e);
+    let off = (e.below(16 / u64::from(sz)) * u64::from(sz)) as i16;
+    match e.below(4) {
+        0 => Op::Ldx {
+            size: sz,
+            signed: sz < 8 && e.chance(30),
+            dst: reg,
+            src: 0,
+            off,
+        },
+        1 => Op::Stx {
+            size: sz,
+            dst: 0,
+            src: reg,
+            off,
+        },
+        2 => Op::St {
+            size: sz,
+            dst: 0,
+            off,
+            imm: imm(e),
+        },
+        _ => {
+            let asz = *e.pick(&[4u8, 8]);
+            let op = *e.pick(&[
+                AtomicOp::Add,
+                AtomicOp::Or,
+                AtomicOp::And,
+                AtomicOp::Xor,
+                AtomicOp::Xchg,
+            ]);
+            Op::Atomic {
+                size: asz,
+                op,
+                fetch: op == AtomicOp::Xchg || e.chance(50),
+                dst: 0,
+                src: reg,
+                off: (e.below(16 / u64::from(asz)) * u64::from(asz)) as i16,
+            }
+        }
+    }
+}
+
+fn gen(e: &mut impl Entropy, pkt_len: usize, body_len: usize, maps: bool) -> Vec<Insn> {
     let mut items: Vec<Item> = Vec::new();
     // Prologue: keep the packet pointer, give every scalar a value, fill the stack.
     items.push(Item::Op(Op::Alu {
@@ -360,6 +546,10 @@ pub fn generate_sized(e: &mut impl Entropy, pkt_len: usize, body_len: usize) -> 
                     *target = here;
                 }
             }
+        }
+        if maps && e.chance(20) {
+            map_op(e, &mut items);
+            continue;
         }
         match e.below(16) {
             0..=6 => items.push(Item::Op(alu(e, &SCALARS))),

@@ -20,19 +20,28 @@
 //! program was compiled), or, for a `callx` resolved at run time, 0 and the
 //! id, with the registry's address in `registry`.
 //!
+//! The code also stores 1 in `changes` before calling a helper flagged
+//! `changes_packet`.
+//!
 //! The `VmCtx` and the eBPF stack live together in a [`RunState`], allocated
 //! once and reused by every run on it. Region bounds: the stack's are fixed
 //! when the state is made; the packet's are stored by the program's own
 //! prologue for [`EntryArg::MemLen`] programs (it gets the packet in r1/r2);
 //! [`enter`] stores the context's, and for [`EntryArg::Ctx`] programs the
-//! packet's too. The layout of [`VmCtx`] is shared with the code generator
-//! through the offsets in [`off`].
+//! packet window's (the region guarded accesses check) and the whole packet
+//! buffer's (what helpers get). After a helper the trampoline checks the
+//! window: a `changes_packet` helper's new window is read from the context,
+//! checked to lie in the buffer and becomes the Packet region; any other
+//! helper must have left it alone. The layout of [`VmCtx`] is shared with
+//! the code generator through the offsets in [`off`].
 
+use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use super::exec::ExecEntry;
 use crate::ebpf::helpers::{HelperCtx, HelperExit, HelperFn, HelperRegistry};
-use crate::ebpf::vm::STACK_TOTAL;
+use crate::ebpf::maps::Maps;
+use crate::ebpf::vm::{window_fault, WindowFields, STACK_TOTAL, UNFLAGGED_WINDOW_CHANGE};
 
 /// Status values the generated code and the trampoline store in `VmCtx.status`.
 pub mod status {
@@ -54,6 +63,9 @@ pub mod status {
 pub const REGION_STACK: usize = 0;
 pub const REGION_CTX: usize = 1;
 pub const REGION_PACKET: usize = 2;
+/// Region code of map values in out-of-bounds errors (they have no bounds
+/// in the `VmCtx`: the code compares with the map's fixed bounds).
+pub const REGION_MAP: usize = 3;
 
 /// `VmCtx.pending` value meaning "look `pending_id` up in `registry`".
 pub const PENDING_DYNAMIC: u64 = 0;
@@ -109,8 +121,27 @@ pub struct VmCtx {
     pending_id: u64,
     /// `*const HelperRegistry`, for dynamic calls.
     registry: u64,
+    /// Non-zero: the helper being called is flagged `changes_packet`.
+    changes: u64,
     fault: Option<String>,
+    /// `Entry::Ctx` runs: the whole packet buffer (the helpers' `pkt`) and
+    /// where the context keeps the window. `None` for `MemLen` runs.
+    window: Option<(WindowFields, RegionBounds)>,
+    /// `RunInput.state` of the current run, for the helpers.
+    state: Option<StatePtr>,
+    /// `*const Maps` of the running program's environment (0: none).
+    maps: usize,
 }
+
+/// The per-run state's address while a run is in progress.
+#[derive(Debug, Clone, Copy)]
+struct StatePtr(*mut dyn Any);
+
+// SAFETY: a `StatePtr` is stored only by `enter`, for the duration of one
+// run on the calling thread, and cleared before `enter` returns; a
+// `RunState` moved to another thread never carries one, so the pointer is
+// never dereferenced off the thread that borrowed the state.
+unsafe impl Send for StatePtr {}
 
 /// Byte offsets of `VmCtx` fields, for the code generator.
 pub mod off {
@@ -143,6 +174,7 @@ pub mod off {
     pub const PENDING: i32 = i(offset_of!(VmCtx, pending));
     pub const PENDING_ID: i32 = i(offset_of!(VmCtx, pending_id));
     pub const REGISTRY: i32 = i(offset_of!(VmCtx, registry));
+    pub const CHANGES: i32 = i(offset_of!(VmCtx, changes));
     /// Offset of region `r`'s length.
     pub const fn region_len(r: usize) -> i32 {
         i(offset_of!(VmCtx, regions)
@@ -180,13 +212,24 @@ impl RunState {
     }
 }
 
+/// The packet window of an [`EntryArg::Ctx`] run, checked by the caller
+/// to lie in the packet buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CtxWindow {
+    pub fields: WindowFields,
+    /// Offset of the window in the buffer, and its length.
+    pub start: usize,
+    pub len: usize,
+}
+
 /// What r1 holds at entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EntryArg {
     /// r1 = packet start, r2 = packet length.
     MemLen,
-    /// r1 = context start, r2 = 0.
-    Ctx,
+    /// r1 = context start, r2 = 0; the Packet region is this window of
+    /// the packet buffer.
+    Ctx(CtxWindow),
 }
 
 /// Everything one run needs besides the code and the [`RunState`].
@@ -198,6 +241,10 @@ pub struct EnterArgs<'a> {
     /// Store the context's bounds (a `MemLen` program that calls helpers or
     /// has guarded context accesses); `Ctx` programs always get them.
     pub ctx_bounds: bool,
+    /// For the helpers.
+    pub state: Option<&'a mut dyn Any>,
+    /// The program's maps, for the helpers.
+    pub maps: &'a Maps,
 }
 
 /// How a run that did not return normally ended, as the generated code and
@@ -221,16 +268,29 @@ pub fn enter(entry: &ExecEntry, st: &mut RunState, args: EnterArgs<'_>) -> Resul
     let ctx_start = args.ctx.as_mut_ptr() as u64;
     let pkt_start = args.pkt.as_mut_ptr() as u64;
     let (r1, r2) = match args.entry {
-        EntryArg::MemLen => (pkt_start, args.pkt.len() as u64),
-        EntryArg::Ctx => {
-            st.vm.regions[REGION_PACKET].set(pkt_start, args.pkt.len());
+        EntryArg::MemLen => {
+            st.vm.window = None;
+            if args.ctx_bounds {
+                st.vm.regions[REGION_CTX].set(ctx_start, args.ctx.len());
+            }
+            (pkt_start, args.pkt.len() as u64)
+        }
+        EntryArg::Ctx(w) => {
+            // Within the buffer: checked by the caller.
+            let win_start = pkt_start.wrapping_add(w.start as u64);
+            st.vm.regions[REGION_PACKET].set(win_start, w.len.min(args.pkt.len()));
+            let mut buf = RegionBounds::default();
+            buf.set(pkt_start, args.pkt.len());
+            st.vm.window = Some((w.fields, buf));
+            st.vm.regions[REGION_CTX].set(ctx_start, args.ctx.len());
             (ctx_start, 0)
         }
     };
-    if args.ctx_bounds || args.entry == EntryArg::Ctx {
-        st.vm.regions[REGION_CTX].set(ctx_start, args.ctx.len());
-    }
-    call(entry, st, r1, r2, args.budget)
+    st.vm.state = args.state.map(|s| StatePtr(s as *mut dyn Any));
+    st.vm.maps = args.maps as *const Maps as usize;
+    let r = call(entry, st, r1, r2, args.budget);
+    st.vm.state = None;
+    r
 }
 
 /// [`enter`] for a [`EntryArg::MemLen`] program that does not need the
@@ -331,7 +391,10 @@ extern "sysv64" fn helper_trampoline(
         u32::try_from(vm.pending_id)
             .ok()
             .and_then(|id| registry.get(id))
-            .map(|h| (h.id, h.func))
+            .map(|h| {
+                vm.changes |= u64::from(h.changes_packet);
+                (h.id, h.func)
+            })
     } else {
         // SAFETY: a non-zero `pending` is always the address of a `HelperFn`
         // the JIT took from the registry at compile time and wrote into the
@@ -340,28 +403,75 @@ extern "sysv64" fn helper_trampoline(
         Some((vm.pending_id as u32, func))
     };
     let Some((id, func)) = found else {
+        vm.changes = 0;
         vm.status = status::UNKNOWN_HELPER;
         vm.err_a = vm.pending_id;
         return 0;
     };
     vm.err_a = u64::from(id);
-    let pkt = vm.regions[REGION_PACKET];
+    let changes = std::mem::take(&mut vm.changes) != 0;
+    // The helpers' `pkt` is the whole buffer: the packet region for
+    // `MemLen` runs, the buffer around the window for `Ctx` runs.
+    let buf = match vm.window {
+        Some((_, buf)) => buf,
+        None => vm.regions[REGION_PACKET],
+    };
     let ctx = vm.regions[REGION_CTX];
-    // SAFETY: both regions were stored for this run (the packet's by the
-    // program's prologue from r1/r2 or by `enter`, the context's by `enter`)
-    // from exclusively borrowed slices, pointer and length, that outlive
-    // this call; the generated code is suspended, so these are the only live
-    // references to the buffers, and they are dropped before we return to
-    // it. Empty regions become empty slices without touching their start.
-    let mut hctx = unsafe {
-        HelperCtx {
-            pkt: region_slice(pkt),
-            ctx: region_slice(ctx),
-        }
+    // SAFETY: the buffer's and the context's bounds were stored for this
+    // run (the packet's by the program's prologue from r1/r2 or by `enter`,
+    // the rest by `enter`) from exclusively borrowed slices, pointer and
+    // length, that outlive this call; the generated code is suspended, so
+    // these are the only live references to the buffers, and they are
+    // dropped before we return to it. Empty regions become empty slices
+    // without touching their start.
+    let (pkt, ctx) = unsafe { (region_slice(buf), region_slice(ctx)) };
+    let before = vm.window.map(|(w, _)| w.raw(ctx));
+    // SAFETY: `enter` stored the exclusively borrowed `RunInput.state` of
+    // this run (and clears it when the run ends); nothing else references
+    // it while the generated code is suspended in this call.
+    let state = vm.state.map(|p| unsafe { &mut *p.0 });
+    static NO_MAPS: Maps = Maps::empty();
+    let maps = if vm.maps == 0 {
+        &NO_MAPS
+    } else {
+        // SAFETY: `enter` stored the address of the running program's
+        // `Maps`, borrowed for the whole of `enter`.
+        unsafe { &*(vm.maps as *const Maps) }
+    };
+    // SAFETY: the stack's bounds are fixed when the `RunState` is made and
+    // describe its own stack buffer; the generated code is suspended, so
+    // nothing writes it while the helper reads it.
+    let stack = unsafe { region_slice(vm.regions[REGION_STACK]) };
+    let mut hctx = HelperCtx {
+        pkt,
+        ctx,
+        state,
+        stack,
+        maps,
     };
     // A panic must not unwind into generated code (it has no unwind tables):
     // it becomes a helper fault.
     let result = catch_unwind(AssertUnwindSafe(|| func(&mut hctx, [a1, a2, a3, a4, a5])));
+    if let (Some((w, buf)), Some(before)) = (vm.window, before) {
+        let reason = if changes {
+            match w.read_window(buf.start, buf.len as usize, hctx.ctx) {
+                Ok((start, len)) => {
+                    vm.regions[REGION_PACKET].set(buf.start.wrapping_add(start as u64), len);
+                    None
+                }
+                Err((data, data_end)) => Some(window_fault(data, data_end, buf.len as usize)),
+            }
+        } else if w.raw(hctx.ctx) != before {
+            Some(UNFLAGGED_WINDOW_CHANGE.to_string())
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            vm.status = status::HELPER_FAULT;
+            vm.fault = Some(reason);
+            return 0;
+        }
+    }
     match result {
         Ok(Ok(v)) => v,
         Ok(Err(HelperExit::Exit(v))) => {

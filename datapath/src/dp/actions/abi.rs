@@ -1,6 +1,10 @@
-//! The flow-program side of the actions: helper ids, the flow context
-//! layout, and adapters from a helper call (the engine's packet memory, the
-//! context, r1..r5) to the [`PacketState`] methods.
+//! The flow-program side of the actions: adapters from a helper call (the
+//! engine's packet memory, the context, r1..r5) to the [`PacketState`]
+//! methods.
+//!
+//! The ABI itself (the flow context layout, helper ids and signatures) has
+//! one home, the flow compiler: [`crate::flow::compile::ctx`] and
+//! [`crate::flow::compile::env`] (`FLOW_HELPERS`, `helper_id`).
 //!
 //! An adapter needs from the engine what `HelperCtx` will carry once it
 //! gains per-packet state (design, "Engine extensions" 1 and 2):
@@ -13,9 +17,17 @@
 //!   window inside `pkt` as addresses.
 //!
 //! The engine's `HelperFn` for helper 16 is then one line:
-//! `|h, a| abi::fs_output(abi::state(h.state)?, h.pkt, h.ctx, a)`, and
-//! likewise for the others ([`HELPERS`] lists ids, names and which change
-//! the packet). After `fs_push_vlan` / `fs_pop_vlan` the context holds the
+//! `|h, a| abi::fs_output(abi::state(h.state.as_deref_mut())?, h.pkt, h.ctx, a)`,
+//! and likewise for the others ([`FLOW_HELPERS`] lists ids, names,
+//! signatures and which change the packet); [`flow_registry`] is the
+//! registry of all of them that flow programs run with.
+//!
+//! Running a flow program on a packet (the pipeline's part):
+//! [`PacketState::begin`]; [`write_packet`] into the context with the
+//! frame's buffer address ([`Frame::buffer_mut`]); run with
+//! `RunInput::ctx(frame.buffer_mut(), ctx).with_state(state)`, once per
+//! table; [`frame_window`] to move the frame's window to where the
+//! programs left it; [`PacketState::finish`]. After `fs_push_vlan` / `fs_pop_vlan` the context holds the
 //! new `data`, `data_end`, `pkt_len`, `l3_off`, `l4_off` and flow key; the
 //! engine reloads its packet bounds from it (`changes_packet`), and after
 //! the run the pipeline moves the frame's window to match
@@ -26,104 +38,29 @@
 //! [`Frame::set_window`]: crate::dp::port::Frame::set_window
 
 use std::any::Any;
+use std::sync::{Arc, OnceLock};
 
 use super::{ActionError, PacketState};
-use crate::dp::port::FrameWindow;
-use crate::ebpf::helpers::HelperExit;
+use crate::dp::port::{Frame, FrameError, FrameWindow};
+use crate::ebpf::helpers::{HelperExit, HelperRegistry};
+use crate::flow::compile::ctx::{
+    CTX_DATA, CTX_DATA_END, CTX_KEY, CTX_L3_OFF, CTX_L4_OFF, CTX_PKT_LEN,
+};
 #[cfg(doc)]
-use crate::flow::key::KEY_BYTES;
+use crate::flow::compile::FLOW_HELPERS;
+use crate::flow::compile::{flow_helpers, helper_id, FlowHelperFns};
 use crate::packet::Parsed;
-
-/// Helper ids (`docs/ebpf-abi.md`).
-pub const FS_OUTPUT: u32 = 16;
-pub const FS_FLOOD: u32 = 17;
-pub const FS_NORMAL: u32 = 18;
-pub const FS_METER: u32 = 19;
-pub const FS_PUSH_VLAN: u32 = 20;
-pub const FS_POP_VLAN: u32 = 21;
-
-// The flow context (`Entry::Ctx` layout of flow programs).
-/// The flow key, [`KEY_BYTES`] bytes, words little-endian.
-pub const CTX_KEY: usize = 0;
-/// u64: address of the first packet byte.
-pub const CTX_DATA: usize = 80;
-/// u64: address one past the last packet byte.
-pub const CTX_DATA_END: usize = 88;
-/// u16: offset of the L3 header in the packet.
-pub const CTX_L3_OFF: usize = 96;
-/// u16: offset of the L4 header, 0 if none.
-pub const CTX_L4_OFF: usize = 98;
-/// u32: packet length.
-pub const CTX_PKT_LEN: usize = 100;
-/// u32: current table id.
-pub const CTX_TABLE: usize = 104;
-/// u32: scratch metadata for custom programs.
-pub const CTX_MARK: usize = 108;
-/// 16 bytes of scratch.
-pub const CTX_SCRATCH: usize = 112;
-/// Size of the context.
-pub const CTX_SIZE: usize = 128;
-
-/// A flow helper as the registry and the verifier need to know it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HelperSpec {
-    pub id: u32,
-    pub name: &'static str,
-    /// Arguments after r1 (= ctx).
-    pub scalar_args: usize,
-    /// Moves `data` / `data_end`: packet pointers die at the call.
-    pub changes_packet: bool,
-}
-
-/// The flow helpers, ids 16..=21.
-pub const HELPERS: [HelperSpec; 6] = [
-    HelperSpec {
-        id: FS_OUTPUT,
-        name: "fs_output",
-        scalar_args: 2,
-        changes_packet: false,
-    },
-    HelperSpec {
-        id: FS_FLOOD,
-        name: "fs_flood",
-        scalar_args: 1,
-        changes_packet: false,
-    },
-    HelperSpec {
-        id: FS_NORMAL,
-        name: "fs_normal",
-        scalar_args: 1,
-        changes_packet: false,
-    },
-    HelperSpec {
-        id: FS_METER,
-        name: "fs_meter",
-        scalar_args: 1,
-        changes_packet: false,
-    },
-    HelperSpec {
-        id: FS_PUSH_VLAN,
-        name: "fs_push_vlan",
-        scalar_args: 1,
-        changes_packet: true,
-    },
-    HelperSpec {
-        id: FS_POP_VLAN,
-        name: "fs_pop_vlan",
-        scalar_args: 0,
-        changes_packet: true,
-    },
-];
 
 #[cold]
 fn fault(msg: String) -> HelperExit {
     HelperExit::Fault(msg)
 }
 
-/// The worker's [`PacketState`] behind a helper's `&mut dyn Any`.
+/// The worker's [`PacketState`] behind a helper's state
+/// (`HelperCtx::state`, i.e. `RunInput::state`).
 #[inline]
-pub fn state(s: &mut dyn Any) -> Result<&mut PacketState, HelperExit> {
-    s.downcast_mut::<PacketState>()
+pub fn state(s: Option<&mut dyn Any>) -> Result<&mut PacketState, HelperExit> {
+    s.and_then(|s| s.downcast_mut::<PacketState>())
         .ok_or_else(|| fault("flow helper called without the datapath's packet state".into()))
 }
 
@@ -150,6 +87,21 @@ pub fn read_window(ctx: &[u8], base: u64, cap: usize) -> Option<(usize, usize)> 
     let start = usize::try_from(data.checked_sub(base)?).ok()?;
     let len = usize::try_from(end.checked_sub(data)?).ok()?;
     (start.checked_add(len)? <= cap).then_some((start, len))
+}
+
+/// Moves `frame`'s window to the packet the context describes (after the
+/// programs ran: VLAN helpers may have moved it). `ctx` must describe a
+/// window of `frame`'s buffer (as it does when the engines accepted it).
+#[inline]
+pub fn frame_window(ctx: &[u8], frame: &mut Frame) -> Result<(), FrameError> {
+    let base = frame.buffer().as_ptr() as u64;
+    let data = get_u64(ctx, CTX_DATA).unwrap_or(0);
+    let end = get_u64(ctx, CTX_DATA_END).unwrap_or(0);
+    // Out-of-range values wrap to huge offsets, which `set_window` refuses.
+    frame.set_window(
+        data.wrapping_sub(base) as usize,
+        end.wrapping_sub(data) as usize,
+    )
 }
 
 /// Writes a packet's description into the context: the flow key,
@@ -298,12 +250,31 @@ pub type FlowHelperFn =
 /// The adapter of helper `id`, if it is a flow helper.
 pub fn adapter(id: u32) -> Option<FlowHelperFn> {
     Some(match id {
-        FS_OUTPUT => fs_output,
-        FS_FLOOD => fs_flood,
-        FS_NORMAL => fs_normal,
-        FS_METER => fs_meter,
-        FS_PUSH_VLAN => fs_push_vlan,
-        FS_POP_VLAN => fs_pop_vlan,
+        helper_id::OUTPUT => fs_output,
+        helper_id::FLOOD => fs_flood,
+        helper_id::NORMAL => fs_normal,
+        helper_id::METER => fs_meter,
+        helper_id::PUSH_VLAN => fs_push_vlan,
+        helper_id::POP_VLAN => fs_pop_vlan,
         _ => return None,
     })
+}
+
+/// The flow helpers backed by the adapters, with the standard ones: the
+/// registry flow programs run with in the datapath (the environment is
+/// [`crate::flow::compile::flow_env`] of it). Every run must pass the
+/// worker's [`PacketState`] as `RunInput::state`.
+pub fn flow_registry() -> Arc<HelperRegistry> {
+    static REG: OnceLock<Arc<HelperRegistry>> = OnceLock::new();
+    REG.get_or_init(|| {
+        Arc::new(flow_helpers(&FlowHelperFns {
+            output: |h, a| fs_output(state(h.state.as_deref_mut())?, h.pkt, h.ctx, a),
+            flood: |h, a| fs_flood(state(h.state.as_deref_mut())?, h.pkt, h.ctx, a),
+            normal: |h, a| fs_normal(state(h.state.as_deref_mut())?, h.pkt, h.ctx, a),
+            meter: |h, a| fs_meter(state(h.state.as_deref_mut())?, h.pkt, h.ctx, a),
+            push_vlan: |h, a| fs_push_vlan(state(h.state.as_deref_mut())?, h.pkt, h.ctx, a),
+            pop_vlan: |h, a| fs_pop_vlan(state(h.state.as_deref_mut())?, h.pkt, h.ctx, a),
+        }))
+    })
+    .clone()
 }

@@ -61,7 +61,11 @@
 
 pub mod abi;
 #[cfg(test)]
+mod program_tests;
+#[cfg(test)]
 mod tests;
+
+pub use abi::flow_registry;
 
 use std::sync::Arc;
 

@@ -1,12 +1,16 @@
 use std::sync::Arc;
 
-use super::abi::{self, CTX_DATA, CTX_DATA_END, CTX_L3_OFF, CTX_L4_OFF, CTX_PKT_LEN, CTX_SIZE};
+use super::abi;
 use super::*;
 use crate::dp::mac::{MacConfig, MacTable};
 use crate::dp::meter::Meters;
 use crate::dp::port::{Frame, FrameBuf, FrameWindow, MemPort, Port, PortSet, VlanSet, HEADROOM};
 use crate::dp::stats::WorkerCounters;
 use crate::ebpf::helpers::HelperExit;
+use crate::flow::compile::ctx::{
+    CTX_DATA, CTX_DATA_END, CTX_L3_OFF, CTX_L4_OFF, CTX_PKT_LEN, CTX_SIZE,
+};
+use crate::flow::compile::{helper_id, FLOW_HELPERS};
 use crate::flow::key::{FlowKey, VLAN_PRESENT};
 use crate::packet::build::{self, Builder, Ipv4, Tcp, Udp};
 use crate::packet::{csum, extract, ErrorKind};
@@ -557,35 +561,36 @@ fn adapters_drive_the_state() {
     assert_eq!(ctx_key(&ctx), extract(&pkt, 1).unwrap().key);
     r.st.begin(1, 0);
     let any: &mut dyn std::any::Any = &mut r.st;
-    let st = abi::state(any).unwrap();
+    let st = abi::state(Some(any)).unwrap();
     let call = |st: &mut PacketState, f: &mut Frame, ctx: &mut Vec<u8>, id, a: [u64; 5]| {
         (abi::adapter(id).unwrap())(st, f.buffer_mut(), ctx, a)
     };
     assert_eq!(
-        call(st, &mut f, &mut ctx, abi::FS_OUTPUT, [0, 2, 0, 0, 0]),
+        call(st, &mut f, &mut ctx, helper_id::OUTPUT, [0, 2, 0, 0, 0]),
         Ok(0)
     );
     assert_eq!(
-        call(st, &mut f, &mut ctx, abi::FS_FLOOD, [0, 0, 0, 0, 0]),
+        call(st, &mut f, &mut ctx, helper_id::FLOOD, [0, 0, 0, 0, 0]),
         Ok(0)
     );
     assert_eq!(
-        call(st, &mut f, &mut ctx, abi::FS_NORMAL, [0, 0, 0, 0, 0]),
+        call(st, &mut f, &mut ctx, helper_id::NORMAL, [0, 0, 0, 0, 0]),
         Ok(0)
     );
     assert_eq!(
-        call(st, &mut f, &mut ctx, abi::FS_METER, [0, 1, 0, 0, 0]),
+        call(st, &mut f, &mut ctx, helper_id::METER, [0, 1, 0, 0, 0]),
         Ok(1)
     );
     assert!(matches!(
-        call(st, &mut f, &mut ctx, abi::FS_METER, [0, 7, 0, 0, 0]),
+        call(st, &mut f, &mut ctx, helper_id::METER, [0, 7, 0, 0, 0]),
         Err(HelperExit::Fault(m)) if m == "meter 7 does not exist (2 meters)"
     ));
     // output 2 + flood (2, 3, 4) + normal (unknown H2: flood 2, 3, 4).
     assert_eq!(st.sent(), 7);
     assert!(abi::adapter(5).is_none());
     let mut wrong = 5u32;
-    assert!(abi::state(&mut wrong).is_err());
+    assert!(abi::state(Some(&mut wrong)).is_err());
+    assert!(abi::state(None).is_err());
 }
 
 #[test]
@@ -696,9 +701,9 @@ fn adapters_refuse_bad_contexts_and_report_errors() {
 
 #[test]
 fn helper_table() {
-    let ids: Vec<_> = abi::HELPERS.iter().map(|h| h.id).collect();
+    let ids: Vec<_> = FLOW_HELPERS.iter().map(|h| h.id).collect();
     assert_eq!(ids, (16..=21).collect::<Vec<_>>());
-    for h in abi::HELPERS {
+    for h in FLOW_HELPERS {
         assert!(abi::adapter(h.id).is_some());
         assert_eq!(h.changes_packet, h.name.ends_with("_vlan"));
     }

@@ -16,26 +16,55 @@
 //! Order of checks at a `call local`: the budget first, then the call depth.
 //! The stack buffer starts zeroed at every run.
 
+use std::any::Any;
+
 use super::alu;
 use super::helpers::{HelperCtx, HelperExit};
-use super::insn::{Op, Src, LDDW_IMM, NREGS, STACK_SIZE};
-use super::vm::{self, Entry, Region, RunError, RunInput, MAX_CALL_DEPTH, STACK_TOTAL};
+use super::insn::{Op, Src, NREGS, STACK_SIZE};
+use super::maps::{Maps, Slab};
+use super::vm::{
+    window_fault, Entry, Region, RunError, RunInput, WindowFields, MAX_CALL_DEPTH, STACK_TOTAL,
+    UNFLAGGED_WINDOW_CHANGE,
+};
 use super::Program;
 
 /// Runs `prog` on `input` and returns r0 at the final `exit`.
 ///
 /// Entry state: for [`Entry::MemLen`], r1 = address of `input.pkt` and
-/// r2 = its length; for [`Entry::Ctx`], the packet pointers are written into
-/// the context ([`vm::fill_ctx_pointers`]) and r1 = address of `input.ctx`.
-/// r10 = top of the stack; every other register is 0.
-pub fn run(prog: &Program, mut input: RunInput<'_>) -> Result<u64, RunError> {
-    if let Entry::Ctx(layout) = &prog.env.entry {
-        vm::fill_ctx_pointers(layout, &mut input);
-    }
+/// r2 = its length; for [`Entry::Ctx`], r1 = address of `input.ctx`, and
+/// the Packet region is the window of `input.pkt` that the context's
+/// packet fields describe (checked: [`RunError::PacketWindow`],
+/// [`RunError::CtxTooSmall`]). r10 = top of the stack; every other
+/// register is 0.
+pub fn run(prog: &Program, input: RunInput<'_>) -> Result<u64, RunError> {
+    let RunInput { pkt, ctx, state } = input;
+    let window = match &prog.env.entry {
+        Entry::Ctx(layout) => {
+            if ctx.len() < layout.size {
+                return Err(RunError::CtxTooSmall {
+                    len: ctx.len(),
+                    need: layout.size,
+                });
+            }
+            let fields = layout.window_fields();
+            let win = fields
+                .read_window(pkt.as_ptr() as u64, pkt.len(), ctx)
+                .map_err(|(data, data_end)| RunError::PacketWindow {
+                    data,
+                    data_end,
+                    len: pkt.len(),
+                })?;
+            Some((fields, win))
+        }
+        Entry::MemLen => None,
+    };
     let mut stack = StackBuf([0; STACK_TOTAL]);
-    let mem = Mem::new(input.pkt, input.ctx, &mut stack.0);
+    let mut mem = Mem::new(pkt, ctx, &mut stack.0, &prog.env.maps);
+    if let Some((_, (start, len))) = window {
+        mem.set_window(start, len);
+    }
     let (r1, r2) = match prog.env.entry {
-        Entry::MemLen => (mem.pkt_base, mem.pkt.len() as u64),
+        Entry::MemLen => (mem.pkt_base, mem.win_len as u64),
         Entry::Ctx(_) => (mem.ctx_base, 0),
     };
     let mut regs = [0u64; NREGS];
@@ -46,6 +75,8 @@ pub fn run(prog: &Program, mut input: RunInput<'_>) -> Result<u64, RunError> {
         prog,
         regs,
         mem,
+        window: window.map(|(f, _)| f),
+        state,
         budget: prog.env.budget,
         depth: 0,
         frames: [Frame::default(); MAX_CALL_DEPTH],
@@ -64,27 +95,43 @@ struct Frame {
     saved: [u64; 5],
 }
 
-/// The three memory regions, with their start addresses as the program sees
-/// them.
+/// The memory regions, with their start addresses as the program sees
+/// them. The Packet region is the window `[win_start, win_start + win_len)`
+/// of the packet buffer `pkt`.
 struct Mem<'a> {
     pkt: &'a mut [u8],
     ctx: &'a mut [u8],
     stack: &'a mut [u8],
+    maps: &'a Maps,
+    win_start: usize,
+    win_len: usize,
+    /// Address of the Packet region's first byte.
     pkt_base: u64,
     ctx_base: u64,
     stack_base: u64,
 }
 
 impl<'a> Mem<'a> {
-    fn new(pkt: &'a mut [u8], ctx: &'a mut [u8], stack: &'a mut [u8]) -> Self {
+    fn new(pkt: &'a mut [u8], ctx: &'a mut [u8], stack: &'a mut [u8], maps: &'a Maps) -> Self {
         Mem {
+            maps,
             pkt_base: pkt.as_ptr() as u64,
+            win_start: 0,
+            win_len: pkt.len(),
             ctx_base: ctx.as_ptr() as u64,
             stack_base: stack.as_ptr() as u64,
             pkt,
             ctx,
             stack,
         }
+    }
+
+    /// Makes `[start, start + len)` of the packet buffer the Packet region
+    /// (checked by the caller to lie inside it).
+    fn set_window(&mut self, start: usize, len: usize) {
+        self.win_start = start;
+        self.win_len = len;
+        self.pkt_base = (self.pkt.as_ptr() as u64).wrapping_add(start as u64);
     }
 
     /// r10 of frame `k` (0 = entry frame): one past the frame's last byte.
@@ -102,10 +149,12 @@ impl<'a> Mem<'a> {
         addr: u64,
         size: u8,
     ) -> Result<&mut [u8], RunError> {
-        let (buf, base) = match region {
-            Region::Packet => (&mut *self.pkt, self.pkt_base),
-            Region::Ctx => (&mut *self.ctx, self.ctx_base),
-            Region::Stack => (&mut *self.stack, self.stack_base),
+        let (buf, base, len) = match region {
+            Region::Packet => (&mut *self.pkt, self.pkt_base, self.win_len),
+            Region::Ctx => (&mut *self.ctx, self.ctx_base, usize::MAX),
+            Region::Stack => (&mut *self.stack, self.stack_base, usize::MAX),
+            // Map values are shared between threads: `map_value`.
+            Region::Map(_) => (&mut [][..], 0, 0),
         };
         let off = addr.wrapping_sub(base);
         let oob = || RunError::OutOfBounds {
@@ -116,12 +165,53 @@ impl<'a> Mem<'a> {
         };
         let start = usize::try_from(off).map_err(|_| oob())?;
         let end = start.checked_add(size as usize).ok_or_else(oob)?;
-        buf.get_mut(start..end).ok_or_else(oob)
+        if end > len {
+            return Err(oob());
+        }
+        // Packet offsets are from the window's start.
+        let shift = if region == Region::Packet {
+            self.win_start
+        } else {
+            0
+        };
+        buf.get_mut(start + shift..end + shift).ok_or_else(oob)
+    }
+
+    /// The slab of map `map` and the offset of `[addr, addr + size)` in
+    /// it, which must lie inside.
+    #[inline]
+    fn map_value(
+        &self,
+        pc: usize,
+        map: u32,
+        addr: u64,
+        size: u8,
+    ) -> Result<(&'a Slab, usize), RunError> {
+        let maps: &'a Maps = self.maps;
+        let slab = maps
+            .get(map)
+            .map(|m| m.slab())
+            .ok_or_else(|| invalid(pc, "access to a map the environment does not have"))?;
+        let off = slab
+            .offset(addr, usize::from(size))
+            .ok_or(RunError::OutOfBounds {
+                pc,
+                region: Region::Map(map),
+                offset: addr.wrapping_sub(slab.base()) as i64,
+                size,
+            })?;
+        Ok((slab, off))
     }
 
     /// Loads `size` bytes little-endian, zero-extended.
     #[inline]
     fn load(&mut self, pc: usize, region: Region, addr: u64, size: u8) -> Result<u64, RunError> {
+        if let Region::Map(map) = region {
+            let (slab, off) = self.map_value(pc, map, addr, size)?;
+            return slab
+                .load(off, usize::from(size))
+                .ok_or_else(|| invalid(pc, "map access size"));
+        }
         let src: &[u8] = self.bytes(pc, region, addr, size)?;
         // `bytes` returned exactly `size` bytes, so the conversions succeed.
         Ok(match size {
@@ -142,6 +232,12 @@ impl<'a> Mem<'a> {
         size: u8,
         v: u64,
     ) -> Result<(), RunError> {
+        if let Region::Map(map) = region {
+            let (slab, off) = self.map_value(pc, map, addr, size)?;
+            return slab
+                .store(off, usize::from(size), v)
+                .ok_or_else(|| invalid(pc, "map access size"));
+        }
         let dst = self.bytes(pc, region, addr, size)?;
         let bytes = v.to_le_bytes();
         // `bytes` returned exactly `size` (1, 2, 4 or 8) bytes.
@@ -164,6 +260,10 @@ struct Machine<'p, 'm> {
     prog: &'p Program,
     regs: [u64; NREGS],
     mem: Mem<'m>,
+    /// Where the context keeps the packet window (`Entry::Ctx`).
+    window: Option<WindowFields>,
+    /// `RunInput.state`, for the helpers.
+    state: Option<&'m mut dyn Any>,
     budget: u64,
     /// Index of the running frame (0 = entry).
     depth: usize,
@@ -295,12 +395,8 @@ impl Machine<'_, '_> {
                     return self.jump(pc, off as i64);
                 }
             }
-            Op::Lddw { dst, kind, imm } => {
-                if kind != LDDW_IMM {
-                    return Err(invalid(pc, "lddw of a map reference is not supported"));
-                }
-                self.set(pc, dst, imm)?;
-            }
+            // A map handle is the map's index.
+            Op::Lddw { dst, imm, .. } => self.set(pc, dst, imm)?,
             Op::Ldx {
                 size,
                 signed,
@@ -350,12 +446,27 @@ impl Machine<'_, '_> {
                 }
                 let region = self.region(pc)?;
                 let addr = self.address(pc, dst, off)?;
-                let old = self.mem.load(pc, region, addr, size)?;
                 let s = self.reg(pc, src)?;
-                let eff = alu::atomic(op, fetch, size, old, s, self.regs[0]);
-                if let Some(v) = eff.store {
-                    self.mem.store(pc, region, addr, size, v)?;
-                }
+                let r0 = self.regs[0];
+                let eff = if let Region::Map(map) = region {
+                    // Shared with other workers: one atomic read-modify-write.
+                    let (slab, o) = self.mem.map_value(pc, map, addr, size)?;
+                    let old = slab
+                        .update(o, usize::from(size), |old| {
+                            alu::atomic(op, fetch, size, old, s, r0)
+                                .store
+                                .unwrap_or(old)
+                        })
+                        .ok_or_else(|| invalid(pc, "misaligned atomic on a map value"))?;
+                    alu::atomic(op, fetch, size, old, s, r0)
+                } else {
+                    let old = self.mem.load(pc, region, addr, size)?;
+                    let eff = alu::atomic(op, fetch, size, old, s, r0);
+                    if let Some(v) = eff.store {
+                        self.mem.store(pc, region, addr, size, v)?;
+                    }
+                    eff
+                };
                 if let Some(v) = eff.src {
                     self.set(pc, src, v)?;
                 }
@@ -384,21 +495,43 @@ impl Machine<'_, '_> {
             .ok_or(RunError::UnknownHelper { pc, id })?;
         let r = &self.regs;
         let args = [r[1], r[2], r[3], r[4], r[5]];
+        let before = self.window.map(|w| w.raw(self.mem.ctx));
         let mut hctx = HelperCtx {
             pkt: &mut *self.mem.pkt,
             ctx: &mut *self.mem.ctx,
+            state: self.state.as_deref_mut(),
+            stack: &*self.mem.stack,
+            maps: self.mem.maps,
         };
-        match (helper.func)(&mut hctx, args) {
+        let result = (helper.func)(&mut hctx, args);
+        let fault = |reason| RunError::HelperFault {
+            pc,
+            id: helper.id,
+            reason,
+        };
+        if let (Some(w), Some(before)) = (self.window, before) {
+            if helper.changes_packet {
+                let (start, len) = w
+                    .read_window(
+                        self.mem.pkt.as_ptr() as u64,
+                        self.mem.pkt.len(),
+                        self.mem.ctx,
+                    )
+                    .map_err(|(data, data_end)| {
+                        fault(window_fault(data, data_end, self.mem.pkt.len()))
+                    })?;
+                self.mem.set_window(start, len);
+            } else if w.raw(self.mem.ctx) != before {
+                return Err(fault(UNFLAGGED_WINDOW_CHANGE.to_string()));
+            }
+        }
+        match result {
             Ok(v) => {
                 self.regs[0] = v;
                 Ok(Flow::Next)
             }
             Err(HelperExit::Exit(v)) => Ok(Flow::Done(v)),
-            Err(HelperExit::Fault(reason)) => Err(RunError::HelperFault {
-                pc,
-                id: helper.id,
-                reason,
-            }),
+            Err(HelperExit::Fault(reason)) => Err(fault(reason)),
         }
     }
 

@@ -11,7 +11,8 @@ use crate::ebpf::insn::{
     decode, encode_all, AluOp, AtomicOp, Cond, EndKind, Insn, Op, Src, LDDW_MAP,
 };
 use crate::ebpf::vm::{
-    CtxField, CtxLayout, Entry, MemAccess, Region, RunError, RunInput, MAX_CALL_DEPTH, STACK_TOTAL,
+    fill_ctx_pointers, CtxField, CtxLayout, Entry, MemAccess, Region, RunError, RunInput,
+    MAX_CALL_DEPTH, STACK_TOTAL,
 };
 use crate::ebpf::{ProgEnv, Program};
 
@@ -135,6 +136,7 @@ fn env_with(entry: Entry, helpers: Arc<HelperRegistry>, budget: u64) -> Arc<Prog
         entry,
         helpers,
         budget,
+        maps: Default::default(),
     })
 }
 
@@ -587,7 +589,7 @@ fn ctx_entry() {
         ],
     };
     let env = env_with(
-        Entry::Ctx(layout),
+        Entry::Ctx(layout.clone()),
         HelperRegistry::standard(),
         crate::ebpf::vm::DEFAULT_BUDGET,
     );
@@ -596,7 +598,10 @@ fn ctx_entry() {
     let ctx_addr = ctx.as_ptr() as u64;
     let regs = |ops: &[Op], ctx: &mut [u8]| {
         let p = build(ops, env.clone());
-        run(&p, RunInput { pkt: &mut [1], ctx })
+        let mut pkt = [1u8];
+        let mut input = RunInput::ctx(&mut pkt, ctx);
+        fill_ctx_pointers(&layout, &mut input);
+        run(&p, input)
     };
     assert_eq!(regs(&[movr(0, 1), EXIT], &mut ctx), Ok(ctx_addr));
     assert_eq!(regs(&[mov(0, 5), movr(0, 2), EXIT], &mut ctx), Ok(0));
@@ -621,24 +626,14 @@ fn ctx_entry() {
     }
     let mut pkt = [1u8, 40, 3];
     let mut ctx = [0u8; 24];
-    let r = run(
-        &p,
-        RunInput {
-            pkt: &mut pkt,
-            ctx: &mut ctx,
-        },
-    );
+    let mut input = RunInput::ctx(&mut pkt, &mut ctx);
+    fill_ctx_pointers(&layout, &mut input);
+    let r = run(&p, input);
     assert_eq!(r, Ok(3 + 40));
     assert_eq!(ctx[16..20], 77u32.to_le_bytes());
     // Ctx bounds are checked too.
     p.ops[6] = Some(st(4, 1, 22, 77));
-    let r = run(
-        &p,
-        RunInput {
-            pkt: &mut pkt,
-            ctx: &mut ctx,
-        },
-    );
+    let r = run(&p, RunInput::ctx(&mut pkt, &mut ctx));
     assert_eq!(
         r,
         Err(RunError::OutOfBounds {
@@ -910,6 +905,8 @@ fn registry() -> Arc<HelperRegistry> {
             name,
             args: [ArgKind::Any; 5],
             func,
+            changes_packet: false,
+            ret: Default::default(),
         });
     }
     Arc::new(r)
@@ -1042,18 +1039,22 @@ fn broken_invariants_are_errors_not_panics() {
         &[Op::Ja { off: 1 }, lddw(0, 1), EXIT],
         &mut []
     )));
-    // lddw of a map.
-    assert!(invalid(run_mem(
-        &[
-            Op::Lddw {
-                dst: 0,
-                kind: LDDW_MAP,
-                imm: 0
-            },
-            EXIT
-        ],
-        &mut []
-    )));
+    // lddw of a map: the handle is the map's index (what maps exist is
+    // the verifier's business).
+    assert_eq!(
+        run_mem(
+            &[
+                Op::Lddw {
+                    dst: 0,
+                    kind: LDDW_MAP,
+                    imm: 5,
+                },
+                EXIT,
+            ],
+            &mut [],
+        ),
+        Ok(5)
+    );
     // Memory access without an access fact.
     let mut p = prog(&[ldx(1, 0, 10, -1), EXIT]);
     p.access[0] = None;
@@ -1177,13 +1178,7 @@ fn arbitrary_programs_never_panic_or_hang() {
         };
         let mut pkt = [0u8; 64];
         let mut ctx = [0u8; 16];
-        let r = run(
-            &p,
-            RunInput {
-                pkt: &mut pkt,
-                ctx: &mut ctx,
-            },
-        );
+        let r = run(&p, RunInput::ctx(&mut pkt, &mut ctx));
         outcomes[r.is_ok() as usize] += 1;
         if let Err(e) = &r {
             let kind = match e {
@@ -1193,6 +1188,7 @@ fn arbitrary_programs_never_panic_or_hang() {
                 RunError::UnknownHelper { .. } => "unknown helper",
                 RunError::HelperFault { .. } => "helper fault",
                 RunError::InvalidProgram { reason, .. } => reason,
+                RunError::PacketWindow { .. } | RunError::CtxTooSmall { .. } => "entry",
             };
             *kinds.entry(kind).or_insert(0usize) += 1;
         }
@@ -1235,6 +1231,7 @@ fn verified_programs_run_with_checks() {
             entry: Entry::MemLen,
             helpers: HelperRegistry::standard(),
             budget: 1000,
+            maps: Default::default(),
         }),
     )
     .unwrap();

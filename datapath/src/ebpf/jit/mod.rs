@@ -48,11 +48,11 @@ use super::vm::{Region, STACK_TOTAL};
 use super::vm::{RunError, RunInput};
 use super::Program;
 #[cfg(target_arch = "x86_64")]
-use super::{vm, Entry, ProgEnv};
+use super::{vm::WindowFields, Entry, ProgEnv};
 #[cfg(target_arch = "x86_64")]
 use crate::sys::exec::{ExecArena, ExecEntry};
 #[cfg(target_arch = "x86_64")]
-use crate::sys::jitcall::{self, status, EnterArgs, EntryArg, RawError, RunState};
+use crate::sys::jitcall::{self, status, CtxWindow, EnterArgs, EntryArg, RawError, RunState};
 
 /// Why a program could not be compiled. Verified programs only fail on
 /// resource exhaustion ([`JitError::Map`]); the other variants describe
@@ -138,7 +138,9 @@ pub struct JitProgram {
 #[cfg(target_arch = "x86_64")]
 struct Native {
     entry: ExecEntry,
-    env: Arc<ProgEnv>,
+    /// Keeps alive what the code refers to by address (the helper registry,
+    /// the maps' storage); its maps go to the helpers.
+    _env: Arc<ProgEnv>,
     /// `env.entry` is `Entry::Ctx`.
     ctx_entry: bool,
     /// Runs need set-up in Rust (context entry or bounds, stack zeroing).
@@ -147,6 +149,10 @@ struct Native {
     budget: u64,
     /// The code reads the context's bounds.
     ctx_bounds: bool,
+    /// For `Entry::Ctx`: where the context keeps the packet window, and
+    /// the layout's size.
+    window: WindowFields,
+    ctx_size: usize,
     /// Bytes at the top of the eBPF stack to zero before each run.
     stack_zero: usize,
 }
@@ -154,7 +160,11 @@ struct Native {
 impl JitProgram {
     /// Runs the program on `input` with this thread's scratch memory.
     pub fn run(&self, input: RunInput<'_>) -> Result<u64, RunError> {
-        let RunInput { pkt, ctx } = input;
+        let RunInput {
+            pkt,
+            ctx,
+            mut state,
+        } = input;
         let done = SCRATCH.try_with(|cell| {
             // Busy only for a nested run (from inside a helper), which then
             // gets a fresh scratch.
@@ -165,13 +175,14 @@ impl JitProgram {
                 RunInput {
                     pkt: &mut *pkt,
                     ctx: &mut *ctx,
+                    state: state.as_deref_mut(),
                 },
             ))
         });
         match done {
             Ok(Some(r)) => r,
             // The thread-local is busy, or gone (the thread is exiting).
-            _ => self.run_with(&mut JitScratch::new(), RunInput { pkt, ctx }),
+            _ => self.run_with(&mut JitScratch::new(), RunInput { pkt, ctx, state }),
         }
     }
 
@@ -189,15 +200,32 @@ impl JitProgram {
         }
     }
 
-    /// `run_with` for programs that need set-up in Rust: a context, its
-    /// bounds, or stack zeroing.
+    /// `run_with` for programs that need set-up in Rust: a context and
+    /// its packet window, or stack zeroing.
     #[cfg(target_arch = "x86_64")]
     #[inline(never)]
-    fn run_slow(&self, scratch: &mut JitScratch, mut input: RunInput<'_>) -> Result<u64, RunError> {
+    fn run_slow(&self, scratch: &mut JitScratch, input: RunInput<'_>) -> Result<u64, RunError> {
         let n = &self.native;
         let entry = if n.ctx_entry {
-            self.fill_ctx(&mut input);
-            EntryArg::Ctx
+            if input.ctx.len() < n.ctx_size {
+                return Err(RunError::CtxTooSmall {
+                    len: input.ctx.len(),
+                    need: n.ctx_size,
+                });
+            }
+            let (start, len) = n
+                .window
+                .read_window(input.pkt.as_ptr() as u64, input.pkt.len(), input.ctx)
+                .map_err(|(data, data_end)| RunError::PacketWindow {
+                    data,
+                    data_end,
+                    len: input.pkt.len(),
+                })?;
+            EntryArg::Ctx(CtxWindow {
+                fields: n.window,
+                start,
+                len,
+            })
         } else {
             EntryArg::MemLen
         };
@@ -213,17 +241,11 @@ impl JitProgram {
                 entry,
                 budget: n.budget,
                 ctx_bounds: n.ctx_bounds,
+                state: input.state,
+                maps: &n._env.maps,
             },
         )
         .or_else(run_error)
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[cold]
-    fn fill_ctx(&self, input: &mut RunInput<'_>) {
-        if let Entry::Ctx(layout) = &self.native.env.entry {
-            vm::fill_ctx_pointers(layout, input);
-        }
     }
 
     /// Runs the program on `input` (the interpreter: no JIT on this target).
@@ -304,6 +326,7 @@ fn run_error(raw: RawError) -> Result<u64, RunError> {
             region: match raw.err_b as usize & 0xff {
                 jitcall::REGION_STACK => Region::Stack,
                 jitcall::REGION_CTX => Region::Ctx,
+                jitcall::REGION_MAP => Region::Map((raw.err_b >> 16) as u32),
                 _ => Region::Packet,
             },
             offset: raw.err_a as i64,
@@ -358,16 +381,21 @@ pub fn compile_many(progs: &[&Program]) -> Result<Vec<JitProgram>, JitError> {
                     arena.len()
                 ))
             })?;
-            let ctx_entry = matches!(prog.env.entry, Entry::Ctx(_));
+            let (ctx_entry, window, ctx_size) = match &prog.env.entry {
+                Entry::Ctx(l) => (true, l.window_fields(), l.size),
+                Entry::MemLen => (false, WindowFields::default(), 0),
+            };
             let stack_zero = stack_zero_bytes(prog);
             Ok(JitProgram {
                 native: Native {
                     entry,
-                    env: prog.env.clone(),
+                    _env: prog.env.clone(),
                     ctx_entry,
                     slow: ctx_entry || stack_zero > 0 || part.ctx_bounds,
                     budget: prog.env.budget,
                     ctx_bounds: part.ctx_bounds,
+                    window,
+                    ctx_size,
                     stack_zero,
                 },
             })

@@ -142,9 +142,10 @@ fn ctx_entry_gets_pointers_filled() {
         ],
     };
     let env = Arc::new(ProgEnv {
-        entry: Entry::Ctx(layout),
+        entry: Entry::Ctx(layout.clone()),
         helpers: HelperRegistry::standard(),
         budget: DEFAULT_BUDGET,
+        maps: Default::default(),
     });
     // r0 = end - start + ctx.field16; also writes ctx.field16 = 9.
     let ops = [
@@ -168,10 +169,9 @@ fn ctx_entry_gets_pointers_filled() {
     let mut pkt = [0u8; 60];
     let mut ctx = [0u8; 24];
     ctx[16] = 5;
-    let r = compile(&p).unwrap().run(RunInput {
-        pkt: &mut pkt,
-        ctx: &mut ctx,
-    });
+    let mut input = RunInput::ctx(&mut pkt, &mut ctx);
+    crate::ebpf::vm::fill_ctx_pointers(&layout, &mut input);
+    let r = compile(&p).unwrap().run(input);
     assert_eq!(r, Ok(65));
     assert_eq!(ctx[16], 9);
 }
@@ -246,19 +246,16 @@ fn compile_rejects_malformed_programs() {
     let mut p = prog_ops(&[ldx(8, 0, 1, 0), Op::Exit]);
     p.access[0] = None;
     assert_eq!(compile(&p).err(), Some(JitError::MissingAccess { pc: 0 }));
-    // Map loads are not supported yet.
+    // A map handle is the map's index, as in the interpreter.
     let p = prog_ops(&[
         Op::Lddw {
-            dst: 1,
+            dst: 0,
             kind: insn::LDDW_MAP,
-            imm: 0,
+            imm: 3,
         },
         Op::Exit,
     ]);
-    assert!(matches!(
-        compile(&p),
-        Err(JitError::Unsupported { pc: 0, .. })
-    ));
+    assert_eq!(compile(&p).unwrap().run(RunInput::mem(&mut [])), Ok(3));
     // Empty.
     let p = program(Vec::new(), ProgEnv::mem(), true);
     assert_eq!(compile(&p).err(), Some(JitError::Empty));
@@ -270,6 +267,7 @@ fn budget_stops_an_endless_loop() {
         entry: Entry::MemLen,
         helpers: HelperRegistry::standard(),
         budget: 1000,
+        maps: Default::default(),
     });
     // pc 0: r0 += 1; pc 1: ja -2 (back edge).
     let ops = [alu64(AluOp::Add, 0, Src::Imm(1)), Op::Ja { off: -2 }];

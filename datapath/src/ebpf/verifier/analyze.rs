@@ -14,7 +14,7 @@ use super::mem::{self, read, set};
 use super::scalar::{Scalar, Thresholds};
 use super::state::{Frame, Ptr, PtrKind, Reg, State};
 use super::step;
-use crate::ebpf::insn::{Insn, Op, Src};
+use crate::ebpf::insn::{Insn, Op, Src, LDDW_MAP};
 use crate::ebpf::vm::{Entry, MemAccess, MAX_CALL_DEPTH};
 use crate::ebpf::ProgEnv;
 
@@ -310,10 +310,13 @@ impl<'a> Analyzer<'a> {
         Ok(())
     }
 
-    fn layout(&self) -> Option<&'a crate::ebpf::vm::CtxLayout> {
-        match &self.env.entry {
-            Entry::Ctx(l) => Some(l),
-            Entry::MemLen => None,
+    fn mem_env(&self) -> mem::MemEnv<'a> {
+        mem::MemEnv {
+            layout: match &self.env.entry {
+                Entry::Ctx(l) => Some(l),
+                Entry::MemLen => None,
+            },
+            maps: &self.env.maps,
         }
     }
 
@@ -322,6 +325,14 @@ impl<'a> Analyzer<'a> {
             Op::Alu { wide, op, dst, src } => step::alu(st, pc, wide, op, dst, src)?,
             Op::Neg { wide, dst } => step::neg(st, wide, dst)?,
             Op::End { kind, bits, dst } => step::end(st, kind, bits, dst)?,
+            Op::Lddw {
+                dst,
+                imm,
+                kind: LDDW_MAP,
+            } => {
+                let map = u32::try_from(imm).map_err(|_| Reason::UnknownMap { index: imm })?;
+                set(st, dst, Reg::Ptr(Ptr::at(PtrKind::MapHandle { map }, 0)));
+            }
             Op::Lddw { dst, imm, .. } => set(st, dst, Reg::Scalar(Scalar::constant(imm))),
             Op::Ja { .. } => return Ok(Flow::Jump(jump_target(pc, op))),
             Op::Jmp {
@@ -341,7 +352,7 @@ impl<'a> Analyzer<'a> {
                 src,
                 off,
             } => {
-                let acc = mem::load(st, self.layout(), size, signed, dst, src, off)?;
+                let acc = mem::load(st, &self.mem_env(), size, signed, dst, src, off)?;
                 self.record(pc, src, acc)?;
             }
             Op::St {
@@ -351,7 +362,7 @@ impl<'a> Analyzer<'a> {
                 imm,
             } => {
                 let v = Reg::Scalar(Scalar::constant(i64::from(imm) as u64));
-                let acc = mem::store(st, self.layout(), size, dst, off, v, None)?;
+                let acc = mem::store(st, &self.mem_env(), size, dst, off, v, None)?;
                 self.record(pc, dst, acc)?;
             }
             Op::Stx {
@@ -361,7 +372,7 @@ impl<'a> Analyzer<'a> {
                 off,
             } => {
                 let v = read(st, src)?;
-                let acc = mem::store(st, self.layout(), size, dst, off, v, Some(src))?;
+                let acc = mem::store(st, &self.mem_env(), size, dst, off, v, Some(src))?;
                 self.record(pc, dst, acc)?;
             }
             Op::Atomic {
@@ -372,7 +383,7 @@ impl<'a> Analyzer<'a> {
                 src,
                 off,
             } => {
-                let acc = mem::atomic(st, self.layout(), size, (op, fetch), dst, src, off)?;
+                let acc = mem::atomic(st, &self.mem_env(), size, (op, fetch), dst, src, off)?;
                 self.record(pc, dst, acc)?;
             }
             Op::Call { helper } => {
@@ -382,7 +393,7 @@ impl<'a> Analyzer<'a> {
                     .ok_or(Reason::UnknownHelper {
                         id: i64::from(helper),
                     })?;
-                step::helper_call(st, h)?;
+                step::helper_call(st, h, &self.env.maps, pc)?;
             }
             Op::CallX { reg } => {
                 let h = step::callx_target(st, &self.env.helpers, reg)?;
@@ -397,7 +408,7 @@ impl<'a> Analyzer<'a> {
                     Some(slot) => *slot = Some(h.id),
                     None => {}
                 }
-                step::helper_call(st, h)?;
+                step::helper_call(st, h, &self.env.maps, pc)?;
             }
             Op::CallLocal { .. } => {
                 self.call_local(ctx, pc, jump_target(pc, op), std::mem::take(st))?;

@@ -1,7 +1,7 @@
 //! Structural checks, before any abstract interpretation: every slot
 //! decodes, no register write to r10, jump and call targets are in range and
 //! never the second slot of `lddw`, execution cannot fall off the end, helper
-//! ids exist. Also finds the block leaders the analysis joins states at.
+//! ids and maps exist. Also finds the block leaders the analysis joins states at.
 
 use super::error::{Reason, VerifyError};
 use crate::ebpf::disasm;
@@ -114,8 +114,14 @@ pub fn check(insns: &[Insn], env: &ProgEnv) -> Result<Cfg, VerifyError> {
                     }));
                 }
             }
-            Op::Lddw { kind, .. } if kind != LDDW_IMM => {
-                return Err(fail(Reason::LddwMap { kind }));
+            Op::Lddw { kind, imm, .. } if kind != LDDW_IMM => {
+                let known = u32::try_from(imm)
+                    .ok()
+                    .and_then(|i| env.maps.get(i))
+                    .is_some();
+                if !known {
+                    return Err(fail(Reason::UnknownMap { index: imm }));
+                }
             }
             _ => {}
         }

@@ -54,8 +54,8 @@ pub enum Reason {
     WriteToR10,
     #[error("unknown helper {id}")]
     UnknownHelper { id: i64 },
-    #[error("lddw of a map (src {kind}) is not supported")]
-    LddwMap { kind: u8 },
+    #[error("lddw of map {index}, which the environment does not declare")]
+    UnknownMap { index: u64 },
     #[error(
         "atomic {size}-byte access to {region} at offset {lo}..={hi} is not provably \
          {size}-aligned (atomics must be aligned; packet memory never is provably)"
@@ -116,6 +116,18 @@ pub enum Reason {
     CtxNoField { off: i64, size: u8 },
     #[error("ctx field at offset {off} is read-only")]
     CtxReadOnly { off: i64 },
+    #[error("map handle r{reg} cannot be dereferenced")]
+    MapHandleAccess { reg: u8 },
+    #[error("r{reg} may be null: compare the map lookup's result with 0 first")]
+    MaybeNull { reg: u8 },
+    #[error("{size}-byte access at offsets [{lo}, {hi}] of a value of map {map} is outside its {value_size} bytes")]
+    MapValueOutOfBounds {
+        map: u32,
+        lo: i64,
+        hi: i64,
+        size: u32,
+        value_size: u32,
+    },
     #[error("{region} access through r{reg}: another path reaches this instruction with {other}")]
     RegionConflict {
         reg: u8,
@@ -132,6 +144,20 @@ pub enum Reason {
         expected: ArgKind,
         actual: &'static str,
     },
+    #[error(
+        "helper argument r{reg}: {size} bytes at offsets [{lo}, {hi}] are outside the {region}"
+    )]
+    ArgMemory {
+        reg: u8,
+        lo: i64,
+        hi: i64,
+        size: u32,
+        region: Region,
+    },
+    #[error("helper argument r{reg} is a {kind}, not a pointer to stack or map memory")]
+    ArgNotMemory { reg: u8, kind: PtrKind },
+    #[error("helper {id} ({name}) takes a key or value without a map argument before it")]
+    NoMapArg { id: u32, name: &'static str },
     #[error("callx r{reg} is not a known constant")]
     CallxNotConstant { reg: u8 },
     #[error("callx r{reg} holds {value}, not a registered helper")]

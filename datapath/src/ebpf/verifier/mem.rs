@@ -6,9 +6,17 @@ use super::error::Reason;
 use super::scalar::Scalar;
 use super::state::{Ptr, PtrKind, Reg, Stack, State};
 use crate::ebpf::insn::{AtomicOp, STACK_SIZE};
+use crate::ebpf::maps::Maps;
 use crate::ebpf::vm::{CtxField, CtxLayout, MemAccess, Region};
 
 const FRAME: i64 = STACK_SIZE as i64;
+
+/// What memory accesses are checked against besides the state: the ctx
+/// layout (`Entry::Ctx`) and the maps.
+pub struct MemEnv<'a> {
+    pub layout: Option<&'a CtxLayout>,
+    pub maps: &'a Maps,
+}
 
 /// Reads an initialised register.
 pub fn read(st: &State, r: u8) -> Result<Reg, Reason> {
@@ -60,6 +68,12 @@ enum Target {
         off: i64,
         kind: CtxField,
     },
+    /// A value of map `map`, first byte at an offset in `[lo, hi]`.
+    Map {
+        map: u32,
+        lo: i64,
+        hi: i64,
+    },
 }
 
 impl Target {
@@ -77,17 +91,15 @@ impl Target {
                 region: Region::Ctx,
                 guard: false,
             },
+            Target::Map { map, .. } => MemAccess {
+                region: Region::Map(map),
+                guard: false,
+            },
         }
     }
 }
 
-fn resolve(
-    st: &State,
-    layout: Option<&CtxLayout>,
-    base: u8,
-    off: i16,
-    size: u8,
-) -> Result<Target, Reason> {
+fn resolve(st: &State, env: &MemEnv<'_>, base: u8, off: i16, size: u8) -> Result<Target, Reason> {
     let p: Ptr = match read(st, base)? {
         Reg::Ptr(p) => p,
         _ => return Err(Reason::ScalarAsPointer { reg: base }),
@@ -116,6 +128,21 @@ fn resolve(
             Ok(Target::Packet { guard: !proven })
         }
         PtrKind::PacketEnd => Err(Reason::PacketEndAccess { reg: base }),
+        PtrKind::MapHandle { .. } => Err(Reason::MapHandleAccess { reg: base }),
+        PtrKind::MapValueOrNull { .. } => Err(Reason::MaybeNull { reg: base }),
+        PtrKind::MapValue { map } => {
+            let value_size = map_value_size(env.maps, map)?;
+            if !moved.bounded() || lo < 0 || end > i64::from(value_size) {
+                return Err(Reason::MapValueOutOfBounds {
+                    map,
+                    lo,
+                    hi,
+                    size: u32::from(size),
+                    value_size,
+                });
+            }
+            Ok(Target::Map { map, lo, hi })
+        }
         PtrKind::Ctx => {
             if lo != hi || !moved.bounded() {
                 return Err(Reason::CtxVariableOffset { reg: base, lo, hi });
@@ -123,7 +150,8 @@ fn resolve(
             // Packet-pointer fields only as a whole; number fields also in
             // part (any access that lies within one field).
             let size_us = usize::from(size);
-            let field = layout.and_then(|l| {
+            let window = env.layout.map(|l| l.window_fields()).unwrap_or_default();
+            let field = env.layout.and_then(|l| {
                 l.fields.iter().find(|&&(o, s, k)| {
                     let Ok(start) = usize::try_from(lo) else {
                         return false;
@@ -132,7 +160,9 @@ fn resolve(
                     let inside = start >= o && start + size_us <= o + s;
                     o + s <= l.size
                         && match k {
-                            CtxField::PacketStart | CtxField::PacketEnd => whole,
+                            // Only the fields the engines take the window from.
+                            CtxField::PacketStart => whole && window.start == Some(o),
+                            CtxField::PacketEnd => whole && window.end == Some(o),
                             CtxField::Scalar | CtxField::ScalarRw => inside,
                         }
                 })
@@ -193,14 +223,14 @@ fn spilled_bytes(stack: &Stack, off: i64, size: u8, signed: bool) -> Option<Reg>
 /// `dst = *(size *)(src + off)`.
 pub fn load(
     st: &mut State,
-    layout: Option<&CtxLayout>,
+    env: &MemEnv<'_>,
     size: u8,
     signed: bool,
     dst: u8,
     src: u8,
     off: i16,
 ) -> Result<MemAccess, Reason> {
-    let t = resolve(st, layout, src, off, size)?;
+    let t = resolve(st, env, src, off, size)?;
     let value = match t {
         Target::Stack { frame, lo, hi } => {
             let stack = stack_of(st, frame)?;
@@ -224,7 +254,7 @@ pub fn load(
                 })
                 .unwrap_or(Reg::Scalar(Scalar::loaded(size, signed)))
         }
-        Target::Packet { .. } => Reg::Scalar(Scalar::loaded(size, signed)),
+        Target::Packet { .. } | Target::Map { .. } => Reg::Scalar(Scalar::loaded(size, signed)),
         Target::Ctx { kind, .. } => match (kind, size) {
             (CtxField::PacketStart, 8) => Reg::Ptr(Ptr::at(PtrKind::Packet, 0)),
             (CtxField::PacketEnd, 8) => Reg::Ptr(Ptr::at(PtrKind::PacketEnd, 0)),
@@ -252,14 +282,14 @@ fn no_leak(value: &Reg, reg: u8, region: Region) -> Result<(), Reason> {
 /// messages; `None` for an immediate).
 pub fn store(
     st: &mut State,
-    layout: Option<&CtxLayout>,
+    env: &MemEnv<'_>,
     size: u8,
     dst: u8,
     off: i16,
     value: Reg,
     src: Option<u8>,
 ) -> Result<MemAccess, Reason> {
-    let t = resolve(st, layout, dst, off, size)?;
+    let t = resolve(st, env, dst, off, size)?;
     let src = src.unwrap_or(dst);
     match t {
         Target::Stack { frame, lo, hi } => {
@@ -284,8 +314,9 @@ pub fn store(
             }
         }
         Target::Packet { .. } => no_leak(&value, src, Region::Packet)?,
+        Target::Map { map, .. } => no_leak(&value, src, Region::Map(map))?,
         Target::Ctx { off, kind } => {
-            ctx_writable(layout, off, size, kind)?;
+            ctx_writable(env.layout, off, size, kind)?;
             no_leak(&value, src, Region::Ctx)?;
         }
     }
@@ -295,7 +326,7 @@ pub fn store(
 /// Atomic read-modify-write of `*(size *)(dst + off)` with `src`.
 pub fn atomic(
     st: &mut State,
-    layout: Option<&CtxLayout>,
+    env: &MemEnv<'_>,
     size: u8,
     (op, fetch): (AtomicOp, bool),
     dst: u8,
@@ -306,7 +337,7 @@ pub fn atomic(
     if op == AtomicOp::CmpXchg {
         read(st, 0)?;
     }
-    let t = resolve(st, layout, dst, off, size)?;
+    let t = resolve(st, env, dst, off, size)?;
     // A misaligned locked access is a split lock, which some kernels punish
     // with SIGBUS: atomics must be provably aligned.
     let size_i = i64::from(size);
@@ -326,6 +357,9 @@ pub fn atomic(
         Target::Packet { .. } => {
             return Err(unaligned(Region::Packet, i64::from(off), i64::from(off)))
         }
+        Target::Map { map, lo, hi } if lo != hi || lo.rem_euclid(size_i) != 0 => {
+            return Err(unaligned(Region::Map(map), lo, hi))
+        }
         _ => {}
     }
     match t {
@@ -342,8 +376,11 @@ pub fn atomic(
             stack.clobber(lo, end);
         }
         Target::Packet { .. } => no_leak(&value, src, Region::Packet)?,
+        // Values are 8-aligned, so the alignment check above makes the
+        // address aligned: the operation stays atomic for other workers.
+        Target::Map { map, .. } => no_leak(&value, src, Region::Map(map))?,
         Target::Ctx { off, kind } => {
-            ctx_writable(layout, off, size, kind)?;
+            ctx_writable(env.layout, off, size, kind)?;
             no_leak(&value, src, Region::Ctx)?;
         }
     }
@@ -354,4 +391,55 @@ pub fn atomic(
         _ => {}
     }
     Ok(t.access())
+}
+
+/// The value size of map `map`.
+fn map_value_size(maps: &Maps, map: u32) -> Result<u32, Reason> {
+    maps.def(map)
+        .map(|d| d.value_size)
+        .ok_or(Reason::UnknownMap {
+            index: u64::from(map),
+        })
+}
+
+/// Checks a helper's memory argument in `r`: `size` bytes of initialised
+/// stack (no spilled pointer among them) or of a map value, for every
+/// offset the pointer may have.
+pub fn mem_arg(st: &State, maps: &Maps, r: u8, size: u32) -> Result<(), Reason> {
+    let p = match read(st, r)? {
+        Reg::Ptr(p) => p,
+        _ => return Err(Reason::ScalarAsPointer { reg: r }),
+    };
+    let end = p.hi.saturating_add(i64::from(size));
+    let bad = |region| Reason::ArgMemory {
+        reg: r,
+        lo: p.lo,
+        hi: p.hi,
+        size,
+        region,
+    };
+    match p.kind {
+        PtrKind::Stack { frame } => {
+            if !p.bounded() || p.lo < -FRAME || end > 0 {
+                return Err(bad(Region::Stack));
+            }
+            let stack = stack_of(st, usize::from(frame))?;
+            if let Some(o) = stack.ptr_overlap(p.lo, end) {
+                return Err(Reason::PointerBytes { off: o });
+            }
+            if let Some(o) = stack.first_uninit(p.lo, end) {
+                return Err(Reason::UninitStack { off: o });
+            }
+            Ok(())
+        }
+        PtrKind::MapValue { map } => {
+            let value_size = map_value_size(maps, map)?;
+            if !p.bounded() || p.lo < 0 || end > i64::from(value_size) {
+                return Err(bad(Region::Map(map)));
+            }
+            Ok(())
+        }
+        PtrKind::MapValueOrNull { .. } => Err(Reason::MaybeNull { reg: r }),
+        kind => Err(Reason::ArgNotMemory { reg: r, kind }),
+    }
 }

@@ -35,11 +35,21 @@
 //! call chains deeper than [`crate::ebpf::vm::MAX_CALL_DEPTH`] are rejected,
 //! recursion is left to the run-time depth check.
 //!
+//! Helpers: arguments are checked against their [`ArgKind`]s
+//! (`ArgKind::Ctx`: the ctx pointer itself, offset 0); a helper flagged
+//! `changes_packet` kills every packet pointer (registers and spills) and
+//! what was proven of the packet's length, so the program must reload
+//! `data` / `data_end` from the ctx and check again.
+//!
 //! Assumptions the proofs make of the engines: the ctx buffer is at least
-//! `CtxLayout::size` bytes, its packet-pointer fields hold what
-//! [`crate::ebpf::vm::fill_ctx_pointers`] wrote (the program cannot write
-//! them; helpers must not either), and each call level gets its own
-//! 512-byte frame.
+//! `CtxLayout::size` bytes, its packet-window fields
+//! ([`crate::ebpf::vm::CtxLayout::window_fields`]) describe the Packet
+//! region the engines check against (the program cannot write them; the
+//! engines re-read them after `changes_packet` helpers and refuse any other
+//! helper that changes them), and each call level gets its own 512-byte
+//! frame.
+//!
+//! [`ArgKind`]: crate::ebpf::helpers::ArgKind
 //!
 //! Errors name the instruction index, the instruction and a structured
 //! [`Reason`].

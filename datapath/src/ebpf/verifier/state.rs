@@ -22,6 +22,16 @@ pub enum PtrKind {
     Packet,
     /// One past the packet's last byte. No arithmetic, no dereference.
     PacketEnd,
+    /// A map handle (`lddw rX, map N`): only map helpers take it. No
+    /// arithmetic, no dereference, no comparison.
+    MapHandle { map: u32 },
+    /// A pointer into one value of map `map`; offsets are from the value's
+    /// first byte.
+    MapValue { map: u32 },
+    /// A map lookup's result: a value pointer or 0, to be compared with 0
+    /// before anything else. Copies share `id` (non-zero; 0 = none), so a
+    /// null check refines them all.
+    MapValueOrNull { map: u32, id: u32 },
 }
 
 impl PtrKind {
@@ -30,8 +40,18 @@ impl PtrKind {
             PtrKind::Ctx => Some(Region::Ctx),
             PtrKind::Stack { .. } => Some(Region::Stack),
             PtrKind::Packet => Some(Region::Packet),
-            PtrKind::PacketEnd => None,
+            PtrKind::MapValue { map } => Some(Region::Map(map)),
+            PtrKind::PacketEnd | PtrKind::MapHandle { .. } | PtrKind::MapValueOrNull { .. } => None,
         }
+    }
+
+    /// A pointer to or into a map (their bases differ between values and
+    /// maps, so they are never subtracted or ordered).
+    pub fn is_map(self) -> bool {
+        matches!(
+            self,
+            PtrKind::MapHandle { .. } | PtrKind::MapValue { .. } | PtrKind::MapValueOrNull { .. }
+        )
     }
 }
 
@@ -42,6 +62,11 @@ impl std::fmt::Display for PtrKind {
             PtrKind::Stack { frame } => write!(f, "stack pointer (frame {frame})"),
             PtrKind::Packet => f.write_str("packet pointer"),
             PtrKind::PacketEnd => f.write_str("packet-end pointer"),
+            PtrKind::MapHandle { map } => write!(f, "handle of map {map}"),
+            PtrKind::MapValue { map } => write!(f, "pointer into a value of map {map}"),
+            PtrKind::MapValueOrNull { map, .. } => {
+                write!(f, "unchecked lookup result of map {map} (may be null)")
+            }
         }
     }
 }
@@ -170,6 +195,20 @@ impl Reg {
                     Some(th) if j != *a => Scalar::widen(a, &j, th),
                     _ => j,
                 })
+            }
+            // Lookup results of the same map from different calls: still a
+            // value pointer or null, no longer tied to either call's copies.
+            (
+                Reg::Ptr(Ptr {
+                    kind: PtrKind::MapValueOrNull { map: m, id: i },
+                    ..
+                }),
+                Reg::Ptr(Ptr {
+                    kind: PtrKind::MapValueOrNull { map: n, id: j },
+                    ..
+                }),
+            ) if m == n && i != j => {
+                Reg::Ptr(Ptr::at(PtrKind::MapValueOrNull { map: *m, id: 0 }, 0))
             }
             (Reg::Ptr(a), Reg::Ptr(b)) if a.kind == b.kind => {
                 let var = match (a.var, b.var) {
@@ -429,6 +468,57 @@ impl State {
         }
     }
 
+    /// Before a lookup at the call site owning `id` produces a new result:
+    /// copies of the previous one keep their type but lose the id (a null
+    /// check of the new one says nothing about them).
+    pub fn drop_lookup_id(&mut self, id: u32) {
+        self.update_ptrs(|p| match p.kind {
+            PtrKind::MapValueOrNull { map, id: i } if i == id => Ptr {
+                kind: PtrKind::MapValueOrNull { map, id: 0 },
+                ..*p
+            },
+            _ => *p,
+        });
+    }
+
+    /// The edge of a null check where register `reg` (of the executing
+    /// frame), holding the lookup result `kind`, is (`null`) or is not 0:
+    /// it and every copy with the same id become the constant 0 (registers;
+    /// spilled copies stay unchecked) or a pointer to the value's start.
+    pub fn null_checked(&mut self, reg: u8, kind: PtrKind, null: bool) {
+        let PtrKind::MapValueOrNull { map, id } = kind else {
+            return;
+        };
+        let same = |p: &Ptr| id != 0 && p.kind == kind;
+        let checked = if null {
+            Reg::Scalar(Scalar::constant(0))
+        } else {
+            Reg::Ptr(Ptr::at(PtrKind::MapValue { map }, 0))
+        };
+        if let Some(slot) = self
+            .cur_mut()
+            .and_then(|f| f.regs.get_mut(usize::from(reg)))
+        {
+            *slot = checked;
+        }
+        for fr in &mut self.frames {
+            for r in &mut fr.regs {
+                if matches!(r, Reg::Ptr(p) if same(p)) {
+                    *r = checked;
+                }
+            }
+            if !null {
+                fr.stack.update_ptrs(|p| {
+                    if same(p) {
+                        Ptr::at(PtrKind::MapValue { map }, 0)
+                    } else {
+                        *p
+                    }
+                });
+            }
+        }
+    }
+
     /// Removes the variable part `id` from every pointer holding it (before
     /// the `add` that owns `id` creates a new value for it).
     pub fn drop_var(&mut self, id: u32) {
@@ -436,6 +526,23 @@ impl State {
             Some(v) if v.id == id => Ptr { var: None, ..*p },
             _ => *p,
         });
+    }
+
+    /// After a helper that moves the packet window: every packet and
+    /// packet-end pointer, in registers (which become uninitialised) and
+    /// spills (whose bytes do), is gone, and nothing is known of the
+    /// packet's length.
+    pub fn forget_packet(&mut self) {
+        let stale = |p: &Ptr| matches!(p.kind, PtrKind::Packet | PtrKind::PacketEnd);
+        for fr in &mut self.frames {
+            for r in &mut fr.regs {
+                if matches!(r, Reg::Ptr(p) if stale(p)) {
+                    *r = Reg::Uninit;
+                }
+            }
+            fr.stack.forget_ptrs(stale);
+        }
+        self.pkt_min = 0;
     }
 
     /// Records `V + range <= len` for the variable part `id`.
@@ -515,5 +622,34 @@ mod tests {
         }
         assert_eq!(j.frames[0].regs[2], Reg::Conflict);
         assert_eq!(j.frames[0].stack.first_uninit(-8, 0), Some(-8));
+    }
+
+    #[test]
+    fn a_new_lookup_unties_the_copies_of_the_previous_one() {
+        let kind = PtrKind::MapValueOrNull { map: 1, id: 5 };
+        let mut st = State {
+            frames: vec![Frame::new(0), Frame::new(1)],
+            pkt_min: 0,
+        };
+        st.frames[0].regs[7] = Reg::Ptr(Ptr::at(kind, 0));
+        st.frames[0].stack.spill(-8, Reg::Ptr(Ptr::at(kind, 0)));
+        st.frames[1].regs[0] = Reg::Ptr(Ptr::at(kind, 0));
+        // A check of frame 1's r0 reaches every copy...
+        let mut valid = st.clone();
+        valid.null_checked(0, kind, false);
+        let value = Reg::Ptr(Ptr::at(PtrKind::MapValue { map: 1 }, 0));
+        assert_eq!(valid.frames[0].regs[7], value);
+        assert_eq!(valid.frames[0].stack.spilled(-8), Some(value));
+        let mut null = st.clone();
+        null.null_checked(0, kind, true);
+        assert_eq!(null.frames[0].regs[7], Reg::Scalar(Scalar::constant(0)));
+        assert_eq!(null.frames[1].regs[0], Reg::Scalar(Scalar::constant(0)));
+        // ... until the call site runs again.
+        st.drop_lookup_id(5);
+        st.null_checked(0, kind, false);
+        let untied = Reg::Ptr(Ptr::at(PtrKind::MapValueOrNull { map: 1, id: 0 }, 0));
+        assert_eq!(st.frames[0].regs[7], untied);
+        assert_eq!(st.frames[0].stack.spilled(-8), Some(untied));
+        assert_eq!(st.frames[1].regs[0], value);
     }
 }

@@ -2,12 +2,13 @@
 //! conditional jumps and helper calls.
 
 use super::error::Reason;
-use super::mem::{read, set};
+use super::mem::{self, read, set};
 use super::refine::{self, Rel};
 use super::scalar::{self, Scalar};
 use super::state::{Ptr, PtrKind, Reg, State, VarOff};
-use crate::ebpf::helpers::{ArgKind, Helper, HelperRegistry};
+use crate::ebpf::helpers::{ArgKind, Helper, HelperRegistry, RetKind};
 use crate::ebpf::insn::{AluOp, Cond, EndKind, Src};
+use crate::ebpf::maps::Maps;
 
 fn operand(st: &State, src: Src) -> Result<Reg, Reason> {
     match src {
@@ -73,9 +74,22 @@ fn ptr_add(st: &mut State, pc: usize, p: &Ptr, s: &Scalar) -> Reg {
     Reg::Ptr(q)
 }
 
-/// `p - q` for two pointers into the same region, if they are.
+/// Can a pointer of this kind move by a scalar? Not the packet end, not a
+/// map handle or an unchecked lookup result.
+fn movable(kind: PtrKind) -> bool {
+    !matches!(
+        kind,
+        PtrKind::PacketEnd | PtrKind::MapHandle { .. } | PtrKind::MapValueOrNull { .. }
+    )
+}
+
+/// `p - q` for two pointers into the same region, if they are. Never for
+/// map pointers: two values of a map have different bases.
 fn ptr_diff(p: &Ptr, q: &Ptr) -> Option<Scalar> {
     use PtrKind::{Packet, PacketEnd};
+    if p.kind.is_map() || q.kind.is_map() {
+        return None;
+    }
     match (p.kind, q.kind) {
         (a, b) if a == b && p.bounded() && q.bounded() => Some(Scalar::srange(
             p.lo.saturating_sub(q.hi),
@@ -130,13 +144,11 @@ pub fn alu(
     let v = match (a, b) {
         (Reg::Scalar(x), Reg::Scalar(y)) => Reg::Scalar(scalar::alu(op, wide, &x, &y)),
         (Reg::Ptr(p), Reg::Scalar(s)) | (Reg::Scalar(s), Reg::Ptr(p))
-            if wide && op == AluOp::Add && p.kind != PtrKind::PacketEnd =>
+            if wide && op == AluOp::Add && movable(p.kind) =>
         {
             ptr_add(st, pc, &p, &s)
         }
-        (Reg::Ptr(p), Reg::Scalar(s))
-            if wide && op == AluOp::Sub && p.kind != PtrKind::PacketEnd =>
-        {
+        (Reg::Ptr(p), Reg::Scalar(s)) if wide && op == AluOp::Sub && movable(p.kind) => {
             Reg::Ptr(p.moved(-i128::from(s.smax), -i128::from(s.smin)))
         }
         (Reg::Ptr(p), Reg::Ptr(q)) if wide && op == AluOp::Sub => match ptr_diff(&p, &q) {
@@ -279,6 +291,29 @@ pub fn jump(
     let a = read(&st, dst)?;
     let b = operand(&st, src)?;
     match (a, b) {
+        // The null check of a lookup result: 0 on one edge, a pointer to
+        // the value on the other (with every copy of it).
+        (Reg::Ptr(p), Reg::Scalar(s)) | (Reg::Scalar(s), Reg::Ptr(p))
+            if wide
+                && matches!(cond, Cond::Eq | Cond::Ne)
+                && s.as_const() == Some(0)
+                && matches!(p.kind, PtrKind::MapValueOrNull { .. }) =>
+        {
+            let reg = if matches!(a, Reg::Ptr(_)) {
+                dst
+            } else {
+                src_reg(src, dst)
+            };
+            let mut null = st.clone();
+            let mut valid = st;
+            null.null_checked(reg, p.kind, true);
+            valid.null_checked(reg, p.kind, false);
+            Ok(if cond == Cond::Eq {
+                (Some(null), Some(valid))
+            } else {
+                (Some(valid), Some(null))
+            })
+        }
         (Reg::Scalar(x), Reg::Scalar(y)) => {
             let (taken, fall) = refine::branch(cond, wide, &x, &y);
             let t = scalar_edge(st.clone(), dst, src, taken);
@@ -293,12 +328,14 @@ pub fn jump(
             note_pkt_cmp(&mut f, rel.negate(), &p, &q);
             Ok((Some(t), Some(f)))
         }
-        // A null check: no pointer is null, in either engine.
+        // A null check: no pointer is null, in either engine (a map handle
+        // may be 0 and is never compared).
         (Reg::Ptr(p), Reg::Scalar(s)) | (Reg::Scalar(s), Reg::Ptr(p))
             if wide
                 && matches!(cond, Cond::Eq | Cond::Ne)
                 && s.as_const() == Some(0)
-                && p.bounded() =>
+                && p.bounded()
+                && !matches!(p.kind, PtrKind::MapHandle { .. }) =>
         {
             Ok((Some(st.clone()), Some(st)))
         }
@@ -322,6 +359,9 @@ pub fn jump(
 /// large that the address could wrap around.
 fn comparable(cond: Cond, p: &Ptr, q: &Ptr) -> bool {
     use PtrKind::{Packet, PacketEnd};
+    if p.kind.is_map() || q.kind.is_map() {
+        return false;
+    }
     let same =
         p.kind == q.kind || matches!((p.kind, q.kind), (Packet, PacketEnd) | (PacketEnd, Packet));
     match cond {
@@ -343,11 +383,35 @@ fn describe(this: &Ptr, other: &Reg, wide: bool, cond: Cond) -> &'static str {
     }
 }
 
-/// Checks the arguments of a helper call and applies its effect on the
-/// registers: r0 = unknown scalar, r1..r5 clobbered.
-pub fn helper_call(st: &mut State, h: &Helper) -> Result<(), Reason> {
+/// What a pointer is, for [`Reason::HelperArg`].
+fn kind_name(kind: PtrKind) -> &'static str {
+    match kind {
+        PtrKind::Ctx => "a ctx pointer",
+        PtrKind::Stack { .. } => "a stack pointer",
+        PtrKind::Packet => "a packet pointer",
+        PtrKind::PacketEnd => "a packet-end pointer",
+        PtrKind::MapHandle { .. } => "a map handle",
+        PtrKind::MapValue { .. } => "a map value pointer",
+        PtrKind::MapValueOrNull { .. } => "an unchecked map lookup result",
+    }
+}
+
+/// Checks the arguments of the helper call at slot `pc` and applies its
+/// effect on the registers: r0 = unknown scalar (or the lookup result),
+/// r1..r5 clobbered; after a helper that changes the packet, no packet
+/// pointer survives.
+pub fn helper_call(st: &mut State, h: &Helper, maps: &Maps, pc: usize) -> Result<(), Reason> {
+    // The map of the call's `MapHandle` argument.
+    let mut map: Option<u32> = None;
     for (i, kind) in h.args.iter().enumerate() {
         let r = i as u8 + 1;
+        let bad = |actual| Reason::HelperArg {
+            id: h.id,
+            name: h.name,
+            arg: r,
+            expected: *kind,
+            actual,
+        };
         match kind {
             ArgKind::Unused => {}
             ArgKind::Any => {
@@ -355,26 +419,60 @@ pub fn helper_call(st: &mut State, h: &Helper) -> Result<(), Reason> {
             }
             ArgKind::Scalar => {
                 if let Reg::Ptr(p) = read(st, r)? {
-                    return Err(Reason::HelperArg {
-                        id: h.id,
-                        name: h.name,
-                        arg: r,
-                        expected: *kind,
-                        actual: match p.kind {
-                            PtrKind::Ctx => "a ctx pointer",
-                            PtrKind::Stack { .. } => "a stack pointer",
-                            PtrKind::Packet => "a packet pointer",
-                            PtrKind::PacketEnd => "a packet-end pointer",
-                        },
-                    });
+                    return Err(bad(kind_name(p.kind)));
                 }
+            }
+            ArgKind::Ctx => match read(st, r)? {
+                Reg::Ptr(p) if p.kind == PtrKind::Ctx && p.lo == 0 && p.hi == 0 => {}
+                Reg::Ptr(p) if p.kind == PtrKind::Ctx => {
+                    return Err(bad("a ctx pointer with a non-zero offset"))
+                }
+                Reg::Ptr(p) => return Err(bad(kind_name(p.kind))),
+                _ => return Err(bad("a scalar")),
+            },
+            ArgKind::MapHandle => match read(st, r)? {
+                Reg::Ptr(Ptr {
+                    kind: PtrKind::MapHandle { map: m },
+                    ..
+                }) => map = Some(m),
+                Reg::Ptr(p) => return Err(bad(kind_name(p.kind))),
+                _ => return Err(bad("a scalar")),
+            },
+            ArgKind::MapKey | ArgKind::MapValue => {
+                let def = map.and_then(|m| maps.def(m)).ok_or(Reason::NoMapArg {
+                    id: h.id,
+                    name: h.name,
+                })?;
+                let size = if *kind == ArgKind::MapKey {
+                    def.key_size
+                } else {
+                    def.value_size
+                };
+                mem::mem_arg(st, maps, r, size)?;
             }
         }
     }
     for r in 1..=5 {
         set(st, r, Reg::Uninit);
     }
-    set(st, 0, Reg::Scalar(Scalar::UNKNOWN));
+    if h.changes_packet {
+        st.forget_packet();
+    }
+    let r0 = match (h.ret, map) {
+        (RetKind::MapValueOrNull, Some(map)) => {
+            let id = u32::try_from(pc).map_or(u32::MAX, |v| v.saturating_add(1));
+            st.drop_lookup_id(id);
+            Reg::Ptr(Ptr::at(PtrKind::MapValueOrNull { map, id }, 0))
+        }
+        (RetKind::MapValueOrNull, None) => {
+            return Err(Reason::NoMapArg {
+                id: h.id,
+                name: h.name,
+            })
+        }
+        (RetKind::Scalar, _) => Reg::Scalar(Scalar::UNKNOWN),
+    };
+    set(st, 0, r0);
     Ok(())
 }
 

@@ -10,17 +10,18 @@ use std::sync::Arc;
 
 use super::ctx::FLOW_CTX;
 use crate::ebpf::helpers::{ArgKind, Helper, HelperFn, HelperRegistry, UNWIND};
+use crate::ebpf::maps::{self, Maps};
 use crate::ebpf::vm::{Entry, DEFAULT_BUDGET};
 use crate::ebpf::ProgEnv;
 
 /// Helper ids of flow programs (`docs/ebpf-abi.md`).
 pub mod helper_id {
-    /// `map_lookup_elem(map, key)` (maps: not yet available).
-    pub const MAP_LOOKUP_ELEM: u32 = 1;
-    /// `map_update_elem(map, key, value, flags)` (maps: not yet available).
-    pub const MAP_UPDATE_ELEM: u32 = 2;
-    /// `map_delete_elem(map, key)` (maps: not yet available).
-    pub const MAP_DELETE_ELEM: u32 = 3;
+    /// `map_lookup_elem(map, key)`: pointer to the value, or 0.
+    pub const MAP_LOOKUP_ELEM: u32 = crate::ebpf::maps::helpers::MAP_LOOKUP_ELEM;
+    /// `map_update_elem(map, key, value, flags)`: 0 or a negative errno.
+    pub const MAP_UPDATE_ELEM: u32 = crate::ebpf::maps::helpers::MAP_UPDATE_ELEM;
+    /// `map_delete_elem(map, key)`: 0 or a negative errno.
+    pub const MAP_DELETE_ELEM: u32 = crate::ebpf::maps::helpers::MAP_DELETE_ELEM;
     /// `unwind(v)`: returns v; v == 0 ends the program with r0 = 0.
     pub const UNWIND: u32 = crate::ebpf::helpers::UNWIND;
     /// `fs_output(ctx, port, flags)`.
@@ -131,28 +132,60 @@ pub struct FlowHelperFns {
 
 const U: ArgKind = ArgKind::Unused;
 const S: ArgKind = ArgKind::Scalar;
-/// The ctx argument (r1). `ArgKind::Any` until the engine has a kind that
-/// requires the ctx pointer itself.
-const C: ArgKind = ArgKind::Any;
+/// The ctx argument (r1): the ctx pointer itself.
+const C: ArgKind = ArgKind::Ctx;
 
-/// Id, name and argument kinds of each flow helper.
-pub const FLOW_HELPERS: [(u32, &str, [ArgKind; 5]); 6] = [
-    (helper_id::OUTPUT, "fs_output", [C, S, S, U, U]),
-    (helper_id::FLOOD, "fs_flood", [C, S, U, U, U]),
-    (helper_id::NORMAL, "fs_normal", [C, S, U, U, U]),
-    (helper_id::METER, "fs_meter", [C, S, U, U, U]),
-    (helper_id::PUSH_VLAN, "fs_push_vlan", [C, S, U, U, U]),
-    (helper_id::POP_VLAN, "fs_pop_vlan", [C, U, U, U, U]),
+/// What the verifier and the datapath need to know of one flow helper.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowHelperSig {
+    pub id: u32,
+    pub name: &'static str,
+    /// r1..r5; r1 is always the ctx.
+    pub args: [ArgKind; 5],
+    /// Moves `data` / `data_end` (and rewrites the packet): packet
+    /// pointers die at the call.
+    pub changes_packet: bool,
+}
+
+const fn sig(
+    id: u32,
+    name: &'static str,
+    args: [ArgKind; 5],
+    changes_packet: bool,
+) -> FlowHelperSig {
+    FlowHelperSig {
+        id,
+        name,
+        args,
+        changes_packet,
+    }
+}
+
+/// Id, name, argument kinds and packet effect of each flow helper.
+pub const FLOW_HELPERS: [FlowHelperSig; 6] = [
+    sig(helper_id::OUTPUT, "fs_output", [C, S, S, U, U], false),
+    sig(helper_id::FLOOD, "fs_flood", [C, S, U, U, U], false),
+    sig(helper_id::NORMAL, "fs_normal", [C, S, U, U, U], false),
+    sig(helper_id::METER, "fs_meter", [C, S, U, U, U], false),
+    sig(helper_id::PUSH_VLAN, "fs_push_vlan", [C, S, U, U, U], true),
+    sig(helper_id::POP_VLAN, "fs_pop_vlan", [C, U, U, U, U], true),
 ];
 
-/// A registry with the standard helpers (`unwind`) and the flow helpers
-/// backed by `fns`.
+/// A registry with the standard helpers (`unwind`), the map helpers and
+/// the flow helpers backed by `fns`.
 pub fn flow_helpers(fns: &FlowHelperFns) -> HelperRegistry {
     let mut r = HelperRegistry::new();
     if let Some(h) = HelperRegistry::standard().get(UNWIND) {
         r.register(h.clone());
     }
-    for (id, name, args) in FLOW_HELPERS {
+    maps::helpers::register(&mut r);
+    for FlowHelperSig {
+        id,
+        name,
+        args,
+        changes_packet,
+    } in FLOW_HELPERS
+    {
         let func = match id {
             helper_id::OUTPUT => fns.output,
             helper_id::FLOOD => fns.flood,
@@ -166,6 +199,8 @@ pub fn flow_helpers(fns: &FlowHelperFns) -> HelperRegistry {
             name,
             args,
             func,
+            changes_packet,
+            ret: Default::default(),
         });
     }
     r
@@ -173,12 +208,13 @@ pub fn flow_helpers(fns: &FlowHelperFns) -> HelperRegistry {
 
 /// The environment of flow programs (and of custom filters and actions,
 /// which run as their subprograms): r1 = the flow context, these helpers,
-/// the default budget.
-pub fn flow_env(helpers: Arc<HelperRegistry>) -> Arc<ProgEnv> {
+/// the switch's maps, the default budget.
+pub fn flow_env(helpers: Arc<HelperRegistry>, maps: Arc<Maps>) -> Arc<ProgEnv> {
     Arc::new(ProgEnv {
         entry: Entry::Ctx(FLOW_CTX.clone()),
         helpers,
         budget: DEFAULT_BUDGET,
+        maps,
     })
 }
 

@@ -58,8 +58,8 @@ use thiserror::Error;
 
 pub use ctx::{FlowCtx, CTX_SIZE, FLOW_CTX};
 pub use env::{
-    flow_env, flow_helpers, helper_id, ret, DropReason, FlowHelperFns, Verdict, FLAG_FINAL,
-    FLOW_HELPERS,
+    flow_env, flow_helpers, helper_id, ret, DropReason, FlowHelperFns, FlowHelperSig, Verdict,
+    FLAG_FINAL, FLOW_HELPERS,
 };
 pub use load::{load_flows, FlowLoadError};
 

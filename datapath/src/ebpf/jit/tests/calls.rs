@@ -15,6 +15,7 @@ fn env_with(helpers: Arc<HelperRegistry>, budget: u64) -> Arc<ProgEnv> {
         entry: Entry::MemLen,
         helpers,
         budget,
+        maps: Default::default(),
     })
 }
 
@@ -215,6 +216,8 @@ fn registry() -> Arc<HelperRegistry> {
             name,
             args: [ArgKind::Any; 5],
             func,
+            changes_packet: false,
+            ret: Default::default(),
         });
     }
     Arc::new(r)
@@ -252,6 +255,9 @@ fn helper_gets_r1_to_r5_and_returns_r0_keeping_r6_to_r10() {
         &mut HelperCtx {
             pkt: &mut [],
             ctx: &mut [],
+            state: None,
+            stack: &[],
+            maps: &crate::ebpf::maps::Maps::empty(),
         },
         [1, 2, 3, 4, 5],
     )

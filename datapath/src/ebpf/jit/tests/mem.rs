@@ -206,6 +206,7 @@ fn ctx_region_is_guarded_against_ctx_bounds() {
         }),
         helpers: HelperRegistry::standard(),
         budget: DEFAULT_BUDGET,
+        maps: Default::default(),
     });
     let ops = [ldx(4, 0, 1, 4), ldx(4, 0, 1, 6), Op::Exit];
     let mut p = program(insn::encode_all(&ops), env, true);
@@ -214,10 +215,7 @@ fn ctx_region_is_guarded_against_ctx_bounds() {
     }
     let jp = compile(&p).unwrap();
     let mut ctx = [1u8; 8];
-    let r = jp.run(RunInput {
-        pkt: &mut [0u8; 64],
-        ctx: &mut ctx,
-    });
+    let r = jp.run(RunInput::ctx(&mut [0u8; 64], &mut ctx));
     assert_eq!(
         r,
         Err(RunError::OutOfBounds {

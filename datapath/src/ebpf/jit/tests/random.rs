@@ -346,6 +346,7 @@ fn arbitrary_guarded_programs_agree_with_the_interpreter() {
     // A small budget: many of these programs loop for ever.
     let env = Arc::new(ProgEnv {
         budget: 5000,
+        maps: Default::default(),
         ..(*ProgEnv::mem()).clone()
     });
     let n = cases();

@@ -96,14 +96,40 @@ impl Gen<'_> {
         if !acc.guard {
             return Ok((b, off as i32));
         }
-        let region = region_index(acc.region);
-        let out = self.stub(Stub::OutOfBounds { pc, region, size });
+        let out = self.stub(Stub::OutOfBounds {
+            pc,
+            region: acc.region,
+            size,
+        });
         let o = off as i32;
         if o == 0 {
             dynasm!(self.a ; .arch x64 ; mov r11, Rq(b));
         } else {
             dynasm!(self.a ; .arch x64 ; lea r11, [Rq(b) + o]);
         }
+        let Some(region) = region_index(acc.region) else {
+            // A map value: the map's storage, whose bounds are fixed for the
+            // program's life (its environment keeps the maps alive). The
+            // offset wraps to a huge number below the start.
+            let slab = match acc.region {
+                crate::ebpf::vm::Region::Map(n) => self.prog.env.maps.get(n).map(|m| m.slab()),
+                _ => None,
+            }
+            .ok_or(JitError::MissingAccess { pc })?;
+            let lim = (slab.len() + 1).saturating_sub(usize::from(size));
+            dynasm!(self.a
+                ; .arch x64
+                ; mov r10, QWORD slab.base() as i64
+                ; neg r10
+                ; add r10, r11
+            );
+            if let Ok(lim) = i32::try_from(lim) {
+                dynasm!(self.a ; .arch x64 ; cmp r10, lim ; jae =>out);
+            } else {
+                return Err(JitError::TooLarge(lim));
+            }
+            return Ok((R11, 0));
+        };
         dynasm!(self.a
             ; .arch x64
             ; mov r10, r11

@@ -21,12 +21,13 @@ use dynasmrt::{dynasm, DynamicLabel, DynasmApi, DynasmLabelApi, VecAssembler};
 
 use super::JitError;
 use crate::ebpf::helpers::HelperRegistry;
-use crate::ebpf::insn::{AtomicOp, Cond, Op, Src, LDDW_IMM, R10, STACK_SIZE};
+use crate::ebpf::insn::{AtomicOp, Cond, Op, Src, R10, STACK_SIZE};
 use crate::ebpf::vm::{Region, MAX_CALL_DEPTH};
 use crate::ebpf::Entry;
 use crate::ebpf::Program;
 use crate::sys::jitcall::{
-    helper_trampoline_addr, off, status, PENDING_DYNAMIC, REGION_CTX, REGION_PACKET, REGION_STACK,
+    helper_trampoline_addr, off, status, PENDING_DYNAMIC, REGION_CTX, REGION_MAP, REGION_PACKET,
+    REGION_STACK,
 };
 
 pub(super) type Asm = VecAssembler<X64Relocation>;
@@ -63,13 +64,26 @@ pub(super) struct Emitted {
     pub ctx_bounds: bool,
 }
 
-/// Index of a region's bounds in the `VmCtx`.
-fn region_index(r: Region) -> usize {
+/// Index of a region's bounds in the `VmCtx` (map values have theirs
+/// fixed at compile time).
+fn region_index(r: Region) -> Option<usize> {
     match r {
-        Region::Stack => REGION_STACK,
-        Region::Ctx => REGION_CTX,
-        Region::Packet => REGION_PACKET,
+        Region::Stack => Some(REGION_STACK),
+        Region::Ctx => Some(REGION_CTX),
+        Region::Packet => Some(REGION_PACKET),
+        Region::Map(_) => None,
     }
+}
+
+/// `VmCtx.err_b` of an out-of-bounds error: the region code (a `REGION_*`
+/// index, or `REGION_MAP` with the map index from bit 16) and the access
+/// size in bits 8..16.
+fn region_code(r: Region, size: u8) -> u64 {
+    let code = match r {
+        Region::Map(n) => REGION_MAP as u64 | u64::from(n) << 16,
+        r => region_index(r).unwrap_or(REGION_PACKET) as u64,
+    };
+    code | u64::from(size) << 8
 }
 
 /// Index of an access size in `RegionBounds::lim`.
@@ -147,8 +161,8 @@ fn scan(prog: &Program) -> Scan {
         }
         if let Some(a) = acc.filter(|a| a.guard) {
             s.guards = true;
-            if let Some(k) = size.and_then(size_index) {
-                s.guarded[region_index(a.region)][k] = true;
+            if let (Some(k), Some(r)) = (size.and_then(size_index), region_index(a.region)) {
+                s.guarded[r][k] = true;
             }
         }
     }
@@ -286,7 +300,7 @@ impl Cc {
 /// An error exit, emitted out of line after the body.
 enum Stub {
     /// Guarded access failed; the offset is in r10.
-    OutOfBounds { pc: usize, region: usize, size: u8 },
+    OutOfBounds { pc: usize, region: Region, size: u8 },
     /// A check with a fixed status (budget, call depth).
     Status { pc: usize, status: u64 },
     /// A helper call whose id the registry does not know.
@@ -502,13 +516,9 @@ impl Gen<'_> {
                     self.epilogue();
                 }
             }
-            Op::Lddw { dst, kind, imm } => {
-                if kind != LDDW_IMM {
-                    return Err(JitError::Unsupported {
-                        pc,
-                        what: "lddw of a map",
-                    });
-                }
+            // A map handle is the map's index (`LDDW_MAP`), like the
+            // interpreter's.
+            Op::Lddw { dst, imm, .. } => {
                 let d = Self::reg(pc, dst)?;
                 self.mov_imm64(d, imm);
             }
@@ -680,8 +690,8 @@ impl Gen<'_> {
         let known = u32::try_from(id)
             .ok()
             .and_then(|i| self.prog.env.helpers.get(i))
-            .map(|h| (h.id, h.func));
-        let Some((hid, func)) = known else {
+            .map(|h| (h.id, h.func, h.changes_packet));
+        let Some((hid, func, changes_packet)) = known else {
             let out = self.stub(Stub::UnknownHelper { pc, id });
             dynasm!(self.a ; .arch x64 ; jmp =>out);
             return;
@@ -692,6 +702,9 @@ impl Gen<'_> {
             ; mov [r12 + off::PENDING], r11
             ; mov QWORD [r12 + off::PENDING_ID], hid as i32
         );
+        if changes_packet {
+            dynasm!(self.a ; .arch x64 ; mov QWORD [r12 + off::CHANGES], 1);
+        }
         self.call_trampoline(pc);
     }
 
@@ -731,11 +744,12 @@ impl Gen<'_> {
             dynasm!(self.a ; .arch x64 ; =>l);
             match s {
                 Stub::OutOfBounds { pc, region, size } => {
-                    let b = (region as i32) | (i32::from(size) << 8);
+                    let b = region_code(region, size) as i64;
                     dynasm!(self.a
                         ; .arch x64
                         ; mov [r12 + off::ERR_A], r10
-                        ; mov QWORD [r12 + off::ERR_B], b
+                        ; mov r11, QWORD b
+                        ; mov [r12 + off::ERR_B], r11
                         ; mov QWORD [r12 + off::ERR_PC], pc as i32
                         ; mov QWORD [r12 + off::STATUS], status::OUT_OF_BOUNDS as i32
                     );

@@ -240,6 +240,7 @@ fn ctx_fields_overlapping_packet_pointers_are_not_writable() {
         }),
         helpers: HelperRegistry::standard(),
         budget: 10,
+        maps: Default::default(),
     });
     let (_, r, _) = reject_in(&env, "stdw [%r1+4], 0\nmov %r0, 0\nexit");
     assert_eq!(r, Reason::CtxReadOnly { off: 4 });

@@ -4,6 +4,7 @@
 
 mod calls;
 mod flow;
+mod maps;
 mod memory;
 mod robustness;
 mod soundness;
@@ -40,6 +41,7 @@ fn ctx_env() -> Arc<ProgEnv> {
         }),
         helpers: HelperRegistry::standard(),
         budget: 1000,
+        maps: Default::default(),
     })
 }
 

@@ -117,10 +117,11 @@ fn program(items: &[Item], ctx: bool) -> String {
 fn check(p: &Program, pkt: &mut [u8], ctx: bool) -> Result<(), TestCaseError> {
     let mut ctx_mem = vec![0u8; 32];
     let input = if ctx {
-        RunInput {
-            pkt,
-            ctx: &mut ctx_mem,
+        let mut input = RunInput::ctx(pkt, &mut ctx_mem);
+        if let crate::ebpf::Entry::Ctx(layout) = &p.env.entry {
+            crate::ebpf::vm::fill_ctx_pointers(layout, &mut input);
         }
+        input
     } else {
         RunInput::mem(pkt)
     };

@@ -96,7 +96,11 @@ fn unknown_helpers_are_rejected() {
 }
 
 #[test]
-fn lddw_of_a_map_is_rejected() {
-    let (_, r, _) = reject("lddw %r1, map 3\nmov %r0, 0\nexit");
-    assert_eq!(r, Reason::LddwMap { kind: 1 });
+fn lddw_of_an_undeclared_map_is_rejected() {
+    let (_, r, text) = reject("lddw %r1, map 3\nmov %r0, 0\nexit");
+    assert_eq!(r, Reason::UnknownMap { index: 3 });
+    assert_eq!(
+        text,
+        "insn 0: lddw %r1, map 0x3: lddw of map 3, which the environment does not declare"
+    );
 }

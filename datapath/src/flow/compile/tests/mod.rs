@@ -120,7 +120,7 @@ pub fn env() -> Arc<ProgEnv> {
             pop_vlan: t_pop,
         };
         let reg: Arc<HelperRegistry> = Arc::new(flow_helpers(&fns));
-        flow_env(reg)
+        flow_env(reg, Default::default())
     })
     .clone()
 }
@@ -201,10 +201,9 @@ fn run_one(
     CALLS.with(|c| c.borrow_mut().clear());
     let mut pkt = frame.to_vec();
     let mut c = ctx.clone();
-    let r0 = f(RunInput {
-        pkt: &mut pkt,
-        ctx: &mut c.bytes,
-    });
+    let mut input = RunInput::ctx(&mut pkt, &mut c.bytes);
+    crate::ebpf::vm::fill_ctx_pointers(&FLOW_CTX, &mut input);
+    let r0 = f(input);
     // The packet pointers differ between runs; compare everything else.
     c.bytes[ctx::CTX_DATA..ctx::CTX_DATA_END + 8].fill(0);
     Outcome {
