@@ -25,9 +25,9 @@ pub struct CompileStats {
 pub type CompileHook = fn(&SwitchPlan) -> Result<CompileStats, Vec<String>>;
 
 /// The hook through which the flow compiler adds "instructions compiled" to
-/// the summary and its errors to the report. `None` until the compiler
-/// exists; then the summary gains a `compiled` line.
-pub const COMPILE: Option<CompileHook> = None;
+/// the summary and its errors to the report: every flow is compiled,
+/// verified and JIT-compiled ([`crate::dataplane::compile_hook`]).
+pub const COMPILE: Option<CompileHook> = Some(crate::dataplane::compile_hook);
 
 /// Runs the verb with the process's stdout and stderr.
 pub fn run(path: &Path) -> ExitCode {
@@ -73,8 +73,9 @@ pub fn report(
                     Ok(s) => {
                         let _ = writeln!(
                             text,
-                            "  compiled  {} programs, {} instructions in {:.1} ms",
+                            "  compiled  {} program{}, {} instructions in {:.1} ms",
                             s.programs,
+                            plural(s.programs),
                             s.instructions,
                             s.elapsed.as_secs_f64() * 1e3
                         );

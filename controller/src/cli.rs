@@ -3,9 +3,11 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::bpf::BpfCmd;
+use crate::dataplane::EngineOpt;
+use crate::trace::Input;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -31,15 +33,110 @@ pub enum Cmd {
         /// A switch file (flows/*.yaml) or a topology file (topologies/*.yaml).
         file: PathBuf,
     },
+    /// Run frames through a fresh in-process datapath and show, per frame,
+    /// the flow chosen in each table, its actions and the frames sent.
+    ///
+    /// Each --frame enters on the --in-port given before it; the frames run
+    /// in order (frame i at i ms), so the MAC table and meters carry over.
+    Trace {
+        /// A switch file, or a topology file (its switch, the hosts as ports).
+        file: PathBuf,
+        /// Ingress port (id or name) of the frames that follow.
+        #[arg(long = "in-port", value_name = "P", required = true)]
+        in_port: Vec<String>,
+        /// A frame as hex bytes (`:`, `-`, `_` and spaces are ignored).
+        #[arg(long, value_name = "HEX", required = true)]
+        frame: Vec<String>,
+        #[arg(long, value_enum, default_value = "jit")]
+        engine: EngineOpt,
+        /// Print a JSON array, one object per frame.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Benchmarks.
+    #[command(subcommand)]
+    Bench(BenchCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCmd {
+    /// 64-byte frames from memory ports through extract, cache, flow
+    /// program and actions: Mpps per core at 10, 1,000 and 100,000 flows,
+    /// compile time and resident memory.
+    Pipeline {
+        /// Measure this table size only.
+        #[arg(long)]
+        flows: Option<usize>,
+        #[arg(long, value_enum, default_value = "jit")]
+        engine: EngineOpt,
+    },
+}
+
+/// Pairs each `--frame` with the `--in-port` given before it on the
+/// command line.
+fn trace_inputs(
+    m: &ArgMatches,
+    in_port: &[String],
+    frame: &[String],
+) -> Result<Vec<Input>, String> {
+    let port_at: Vec<usize> = m
+        .indices_of("in_port")
+        .map(|i| i.collect())
+        .unwrap_or_default();
+    let frame_at: Vec<usize> = m
+        .indices_of("frame")
+        .map(|i| i.collect())
+        .unwrap_or_default();
+    frame
+        .iter()
+        .zip(&frame_at)
+        .map(|(hex, &at)| {
+            let port = port_at
+                .iter()
+                .zip(in_port)
+                .rfind(|(&p, _)| p < at)
+                .map(|(_, name)| name.clone())
+                .ok_or_else(|| format!("--frame {hex}: no --in-port before it"))?;
+            let frame = crate::trace::parse_hex(hex).map_err(|e| format!("--frame {e}"))?;
+            Ok(Input {
+                in_port: port,
+                frame,
+            })
+        })
+        .collect()
 }
 
 /// Parses the command line and runs the verb. Errors print on stderr and give exit code 1.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
     let result = match cli.cmd {
         Cmd::Bpf(cmd) => crate::bpf::run(cmd),
         Cmd::Demo => crate::demo::run(),
         Cmd::Check { file } => Ok(crate::check::run(&file)),
+        Cmd::Trace {
+            file,
+            in_port,
+            frame,
+            engine,
+            json,
+        } => {
+            let sub = matches.subcommand_matches("trace");
+            match sub.map(|m| trace_inputs(m, &in_port, &frame)) {
+                Some(Ok(inputs)) => Ok(crate::trace::run(&file, &inputs, engine, json)),
+                Some(Err(e)) => {
+                    eprintln!("flowswitch trace: {e}");
+                    Ok(ExitCode::FAILURE)
+                }
+                None => Ok(ExitCode::FAILURE),
+            }
+        }
+        Cmd::Bench(BenchCmd::Pipeline { flows, engine }) => {
+            Ok(crate::bench_pipeline::run(flows, engine))
+        }
     };
     match result {
         Ok(code) => code,

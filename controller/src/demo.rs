@@ -8,6 +8,7 @@ use std::hint::black_box;
 use std::process::ExitCode;
 
 use datapath::ebpf::bench::{ns_per_call, tcp_frame, HEADER_MATCH};
+use datapath::ebpf::jit::JitScratch;
 use datapath::ebpf::{asm, disasm, interp, jit, verifier, ProgEnv, RunInput};
 
 use crate::bpf::BpfError;
@@ -59,8 +60,9 @@ pub fn run() -> Result<ExitCode, BpfError> {
     let t_i = ns_per_call(|| {
         black_box(interp::run(&prog, RunInput::mem(&mut f)).ok());
     });
+    let mut scratch = JitScratch::new();
     let t_j = ns_per_call(|| {
-        black_box(compiled.run(RunInput::mem(&mut f)).ok());
+        black_box(compiled.run_with(&mut scratch, RunInput::mem(&mut f)).ok());
     });
     println!(
         "\nper packet: interpreter {t_i:.1} ns, JIT {t_j:.1} ns ({:.1}x)",

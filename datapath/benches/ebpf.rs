@@ -5,6 +5,7 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use datapath::ebpf::bench::workloads;
+use datapath::ebpf::jit::JitScratch;
 use datapath::ebpf::{asm, interp, jit, testgen, verifier, ProgEnv, RunInput};
 
 fn engines(c: &mut Criterion) {
@@ -18,8 +19,15 @@ fn engines(c: &mut Criterion) {
         g.bench_function("interp", |b| {
             b.iter(|| black_box(interp::run(&prog, RunInput::mem(&mut mem)).ok()))
         });
+        let mut scratch = JitScratch::new();
         g.bench_function("jit", |b| {
-            b.iter(|| black_box(compiled.run(RunInput::mem(&mut mem)).ok()))
+            b.iter(|| {
+                black_box(
+                    compiled
+                        .run_with(&mut scratch, RunInput::mem(&mut mem))
+                        .ok(),
+                )
+            })
         });
         g.bench_function("native", |b| b.iter(|| black_box((w.native)(&mut mem))));
         g.finish();

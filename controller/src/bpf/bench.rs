@@ -5,6 +5,7 @@ use std::hint::black_box;
 use std::process::ExitCode;
 
 use datapath::ebpf::bench::{ns_per_call, workloads};
+use datapath::ebpf::jit::JitScratch;
 use datapath::ebpf::testgen;
 use datapath::ebpf::{asm, interp, jit, verifier, ProgEnv, RunInput};
 
@@ -39,8 +40,14 @@ pub fn run() -> Result<ExitCode, BpfError> {
         let t_i = ns_per_call(|| {
             black_box(interp::run(&prog, RunInput::mem(&mut mem)).ok());
         });
+        // The datapath's way to run: with a worker's reusable scratch.
+        let mut scratch = JitScratch::new();
         let t_j = ns_per_call(|| {
-            black_box(compiled.run(RunInput::mem(&mut mem)).ok());
+            black_box(
+                compiled
+                    .run_with(&mut scratch, RunInput::mem(&mut mem))
+                    .ok(),
+            );
         });
         let t_n = ns_per_call(|| {
             black_box((w.native)(&mut mem));

@@ -32,5 +32,6 @@
 pub mod actions;
 pub mod mac;
 pub mod meter;
+pub mod pipeline;
 pub mod port;
 pub mod stats;

@@ -344,24 +344,7 @@ mod tests {
     #[test]
     fn alu32_zeroes_upper_half() {
         let hi = 0xffff_ffff_0000_0000u64;
-        for op in [
-            AluOp::Add,
-            AluOp::Sub,
-            AluOp::Mul,
-            AluOp::Div,
-            AluOp::SDiv,
-            AluOp::Or,
-            AluOp::And,
-            AluOp::Lsh,
-            AluOp::Rsh,
-            AluOp::Mod,
-            AluOp::SMod,
-            AluOp::Xor,
-            AluOp::Mov,
-            AluOp::Arsh,
-            AluOp::MovSx(8),
-            AluOp::MovSx(16),
-        ] {
+        for op in AluOp::BOTH_WIDTHS {
             for (a, b) in [(hi | 5, hi | 3), (NEG1, NEG1), (hi, 1), (0x8000_0000, NEG1)] {
                 assert_eq!(alu32(op, a, b) >> 32, 0, "{op:?} {a:#x} {b:#x}");
             }

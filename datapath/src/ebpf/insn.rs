@@ -223,6 +223,48 @@ pub enum AluOp {
     MovSx(u8),
 }
 
+impl AluOp {
+    /// The fourteen plain binary operations.
+    pub const BINARY: [AluOp; 14] = [
+        AluOp::Add,
+        AluOp::Sub,
+        AluOp::Mul,
+        AluOp::Div,
+        AluOp::SDiv,
+        AluOp::Or,
+        AluOp::And,
+        AluOp::Lsh,
+        AluOp::Rsh,
+        AluOp::Mod,
+        AluOp::SMod,
+        AluOp::Xor,
+        AluOp::Mov,
+        AluOp::Arsh,
+    ];
+
+    /// Every operation valid in both widths: [`AluOp::BINARY`] and the 8- and
+    /// 16-bit sign-extending moves.
+    pub const BOTH_WIDTHS: [AluOp; 16] = {
+        let mut all = [AluOp::MovSx(16); 16];
+        let mut i = 0;
+        while i < 14 {
+            all[i] = AluOp::BINARY[i];
+            i += 1;
+        }
+        all[14] = AluOp::MovSx(8);
+        all
+    };
+
+    /// The operations valid in one width (`movsx` from 32 bits is ALU64 only).
+    pub fn all(wide: bool) -> Vec<AluOp> {
+        let mut v = AluOp::BOTH_WIDTHS.to_vec();
+        if wide {
+            v.push(AluOp::MovSx(32));
+        }
+        v
+    }
+}
+
 /// Jump conditions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Cond {
@@ -237,6 +279,23 @@ pub enum Cond {
     Le,
     Slt,
     Sle,
+}
+
+impl Cond {
+    /// Every jump condition.
+    pub const ALL: [Cond; 11] = [
+        Cond::Eq,
+        Cond::Gt,
+        Cond::Ge,
+        Cond::Set,
+        Cond::Ne,
+        Cond::Sgt,
+        Cond::Sge,
+        Cond::Lt,
+        Cond::Le,
+        Cond::Slt,
+        Cond::Sle,
+    ];
 }
 
 /// Byte-order operations.

@@ -137,22 +137,7 @@ fn alu(e: &mut impl Entropy, regs: &[u8]) -> Op {
             }
         }
         _ => {
-            let op = *e.pick(&[
-                AluOp::Add,
-                AluOp::Sub,
-                AluOp::Mul,
-                AluOp::Div,
-                AluOp::SDiv,
-                AluOp::Or,
-                AluOp::And,
-                AluOp::Lsh,
-                AluOp::Rsh,
-                AluOp::Mod,
-                AluOp::SMod,
-                AluOp::Xor,
-                AluOp::Mov,
-                AluOp::Arsh,
-            ]);
+            let op = *e.pick(&AluOp::BINARY);
             let src = if e.chance(50) {
                 Src::Reg(*e.pick(regs))
             } else {
@@ -313,11 +298,9 @@ fn mem_op(e: &mut impl Entropy, regs: &[u8], pkt_len: usize) -> Vec<Op> {
             } else {
                 reg
             };
-            let (dst, off) = if e.chance(80) {
-                (10, stack_off(e, asz))
-            } else {
-                (PKT, e.below(pkt_len as u64 + 8) as i16 - 4)
-            };
+            // Atomics only where alignment is provable (the verifier refuses
+            // them on packet memory).
+            let (dst, off) = (10, stack_off(e, asz));
             vec![Op::Atomic {
                 size: asz,
                 op,
@@ -331,19 +314,7 @@ fn mem_op(e: &mut impl Entropy, regs: &[u8], pkt_len: usize) -> Vec<Op> {
 }
 
 fn cond(e: &mut impl Entropy) -> Cond {
-    *e.pick(&[
-        Cond::Eq,
-        Cond::Gt,
-        Cond::Ge,
-        Cond::Set,
-        Cond::Ne,
-        Cond::Sgt,
-        Cond::Sge,
-        Cond::Lt,
-        Cond::Le,
-        Cond::Slt,
-        Cond::Sle,
-    ])
+    *e.pick(&Cond::ALL)
 }
 
 fn mov_imm(dst: u8, v: i32) -> Op {
@@ -770,4 +741,74 @@ pub fn sized_verified(n: usize, env: &std::sync::Arc<super::ProgEnv>) -> Option<
         }
     }
     None
+}
+
+/// Builds a `Program` without the verifier, for engine tests that must run
+/// programs the verifier would refuse (or run them all-guarded): a memory access
+/// is Stack if its base register holds a copy of r10 (tracked linearly
+/// through 64-bit moves, adds and subtracts), Packet otherwise; all guarded
+/// or all trusted.
+pub fn unverified_program(
+    insns: Vec<Insn>,
+    env: std::sync::Arc<super::ProgEnv>,
+    guard: bool,
+) -> super::Program {
+    let Ok(decoded) = super::insn::decode_all(&insns) else {
+        panic!("unverified_program: the slots must decode");
+    };
+    let mut ops = vec![None; insns.len()];
+    let mut access = vec![None; insns.len()];
+    let mut on_stack = [false; 11];
+    on_stack[super::insn::R10 as usize] = true;
+    for (pc, op) in decoded {
+        ops[pc] = Some(op);
+        let base = match op {
+            Op::Ldx { src, .. } => Some(src),
+            Op::St { dst, .. } | Op::Stx { dst, .. } | Op::Atomic { dst, .. } => Some(dst),
+            _ => None,
+        };
+        if let Some(b) = base {
+            let region = if on_stack[b as usize] {
+                super::vm::Region::Stack
+            } else {
+                super::vm::Region::Packet
+            };
+            access[pc] = Some(super::vm::MemAccess { region, guard });
+        }
+        match op {
+            Op::Alu {
+                wide: true,
+                op: AluOp::Mov,
+                dst,
+                src: Src::Reg(s),
+            } => on_stack[dst as usize] = on_stack[s as usize],
+            Op::Alu {
+                wide: true,
+                op: AluOp::Add | AluOp::Sub,
+                ..
+            } => {}
+            Op::Alu { dst, .. }
+            | Op::Neg { dst, .. }
+            | Op::End { dst, .. }
+            | Op::Lddw { dst, .. }
+            | Op::Ldx { dst, .. } => on_stack[dst as usize] = false,
+            Op::Atomic {
+                src, fetch: true, ..
+            } => {
+                on_stack[src as usize] = false;
+                on_stack[0] = false;
+            }
+            Op::Call { .. } | Op::CallX { .. } | Op::CallLocal { .. } => {
+                on_stack[..6].fill(false);
+            }
+            _ => {}
+        }
+    }
+    super::Program {
+        callx: vec![None; insns.len()],
+        insns,
+        ops,
+        access,
+        env,
+    }
 }

@@ -89,9 +89,8 @@ impl ExecArena {
                 )
             })?;
         let hint = near_hint(mapped);
-        // SAFETY: a fresh anonymous private mapping; without MAP_FIXED the
-        // address is only a hint and the kernel never replaces an existing
-        // mapping. The result is checked below.
+        // A fresh anonymous private mapping; the result is checked below.
+        // SAFETY: without MAP_FIXED the address is only a hint: the kernel never replaces a mapping.
         let p = unsafe {
             libc::mmap(
                 hint as *mut libc::c_void,
@@ -112,9 +111,8 @@ impl ExecArena {
         };
         // From here on, dropping `arena` unmaps the memory on every error path.
         let dst = p.cast::<u8>();
-        // SAFETY: `dst` is the start of a read+write mapping of `mapped` bytes
-        // that nothing else references; `code.len() <= mapped`, and the source
-        // is a live slice that cannot overlap a mapping made just now.
+        // `dst` starts a read+write mapping of `mapped` >= `code.len()` bytes that nothing else uses.
+        // SAFETY: in bounds, and a live slice cannot overlap a mapping made just now.
         unsafe { std::ptr::copy_nonoverlapping(code.as_ptr(), dst, code.len()) };
         // SAFETY: `[code.len(), mapped)` lies inside the same writable mapping.
         unsafe { std::ptr::write_bytes(dst.add(code.len()), FILL, mapped - code.len()) };
@@ -157,9 +155,8 @@ impl ExecArena {
 
 impl Drop for ExecArena {
     fn drop(&mut self) {
-        // SAFETY: `base`/`mapped` describe exactly the mapping `seal` made; the
-        // last reference to the arena is going away, so no code in it can run
-        // any more (running code holds an `ExecEntry`, which holds the `Arc`).
+        // Running code holds an `ExecEntry`, which holds the `Arc`: none can run any more.
+        // SAFETY: `base`/`mapped` are exactly the mapping `seal` made, and this is its last owner.
         unsafe {
             libc::munmap(self.base as *mut libc::c_void, self.mapped);
         }

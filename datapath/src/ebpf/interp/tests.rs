@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::run;
 use crate::ebpf::helpers::{ArgKind, Helper, HelperCtx, HelperExit, HelperRegistry};
 use crate::ebpf::insn::{
-    decode, decode_all, encode_all, AluOp, AtomicOp, Cond, EndKind, Insn, Op, Src, LDDW_MAP,
+    decode, encode_all, AluOp, AtomicOp, Cond, EndKind, Insn, Op, Src, LDDW_MAP,
 };
 use crate::ebpf::vm::{
     fill_ctx_pointers, CtxField, CtxLayout, Entry, MemAccess, Region, RunError, RunInput,
@@ -140,58 +140,9 @@ fn env_with(entry: Entry, helpers: Arc<HelperRegistry>, budget: u64) -> Arc<Prog
     })
 }
 
-/// Stands in for the verifier: accesses based on r10, or on a register
-/// copied from r10 and moved by add/sub earlier in program order (a
-/// straight-line approximation), are Stack; all others Packet. All guarded.
+/// Stands in for the verifier (see `testgen::unverified_program`): all accesses guarded.
 pub(super) fn build(ops: &[Op], env: Arc<ProgEnv>) -> Program {
-    let insns = encode_all(ops);
-    let n = insns.len();
-    let mut p = Program {
-        insns: insns.clone(),
-        ops: vec![None; n],
-        access: vec![None; n],
-        callx: vec![None; n],
-        env,
-    };
-    let mut stack_ptr = [false; 11];
-    stack_ptr[10] = true;
-    for (pc, op) in decode_all(&insns).unwrap() {
-        let base = match op {
-            Op::Ldx { src, .. } => Some(src),
-            Op::St { dst, .. } | Op::Stx { dst, .. } | Op::Atomic { dst, .. } => Some(dst),
-            _ => None,
-        };
-        p.access[pc] = base.map(|b| MemAccess {
-            region: if stack_ptr[b as usize] {
-                Region::Stack
-            } else {
-                Region::Packet
-            },
-            guard: true,
-        });
-        p.ops[pc] = Some(op);
-        match op {
-            Op::Alu {
-                wide: true,
-                op: AluOp::Mov,
-                dst,
-                src: Src::Reg(s),
-            } => stack_ptr[dst as usize] = stack_ptr[s as usize],
-            Op::Alu {
-                wide: true,
-                op: AluOp::Add | AluOp::Sub,
-                ..
-            } => {}
-            Op::Alu { dst, .. }
-            | Op::Neg { dst, .. }
-            | Op::End { dst, .. }
-            | Op::Lddw { dst, .. }
-            | Op::Ldx { dst, .. } => stack_ptr[dst as usize] = false,
-            Op::Call { .. } | Op::CallX { .. } | Op::CallLocal { .. } => stack_ptr[..6].fill(false),
-            _ => {}
-        }
-    }
-    p
+    crate::ebpf::testgen::unverified_program(encode_all(ops), env, true)
 }
 
 fn prog(ops: &[Op]) -> Program {

@@ -14,72 +14,11 @@ use std::sync::Arc;
 
 use super::*;
 use crate::ebpf::helpers::HelperRegistry;
-use crate::ebpf::insn::{self, AluOp, AtomicOp, Cond, EndKind, Insn, Src, R10};
-use crate::ebpf::vm::{Entry, MemAccess, Region, DEFAULT_BUDGET, STACK_TOTAL};
+use crate::ebpf::insn::{self, AluOp, AtomicOp, Cond, EndKind, Src};
+use crate::ebpf::vm::{Entry, Region, DEFAULT_BUDGET, STACK_TOTAL};
 use crate::ebpf::ProgEnv;
 
-/// Builds a `Program` the way the verifier would for tests: a memory access
-/// is Stack if its base register holds a copy of r10 (tracked linearly
-/// through 64-bit moves, adds and subtracts), Packet otherwise; all guarded
-/// or all trusted.
-pub(crate) fn program(insns: Vec<Insn>, env: Arc<ProgEnv>, guard: bool) -> Program {
-    let decoded = insn::decode_all(&insns).unwrap();
-    let mut ops = vec![None; insns.len()];
-    let mut access = vec![None; insns.len()];
-    let mut on_stack = [false; 11];
-    on_stack[R10 as usize] = true;
-    for (pc, op) in decoded {
-        ops[pc] = Some(op);
-        let base = match op {
-            Op::Ldx { src, .. } => Some(src),
-            Op::St { dst, .. } | Op::Stx { dst, .. } | Op::Atomic { dst, .. } => Some(dst),
-            _ => None,
-        };
-        if let Some(b) = base {
-            let region = if on_stack[b as usize] {
-                Region::Stack
-            } else {
-                Region::Packet
-            };
-            access[pc] = Some(MemAccess { region, guard });
-        }
-        match op {
-            Op::Alu {
-                wide: true,
-                op: AluOp::Mov,
-                dst,
-                src: Src::Reg(s),
-            } => on_stack[dst as usize] = on_stack[s as usize],
-            Op::Alu {
-                wide: true,
-                op: AluOp::Add | AluOp::Sub,
-                ..
-            } => {}
-            Op::Alu { dst, .. }
-            | Op::Neg { dst, .. }
-            | Op::End { dst, .. }
-            | Op::Lddw { dst, .. }
-            | Op::Ldx { dst, .. } => on_stack[dst as usize] = false,
-            Op::Atomic {
-                src, fetch: true, ..
-            } => {
-                on_stack[src as usize] = false;
-                on_stack[0] = false;
-            }
-            Op::Call { .. } | Op::CallX { .. } | Op::CallLocal { .. } => {
-                on_stack[..6].fill(false);
-            }
-            _ => {}
-        }
-    }
-    Program {
-        callx: vec![None; insns.len()],
-        insns,
-        ops,
-        access,
-        env,
-    }
-}
+pub(crate) use crate::ebpf::testgen::unverified_program as program;
 
 pub(crate) fn prog_ops(ops: &[Op]) -> Program {
     program(insn::encode_all(ops), ProgEnv::mem(), true)

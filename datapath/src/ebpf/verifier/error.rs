@@ -56,6 +56,16 @@ pub enum Reason {
     UnknownHelper { id: i64 },
     #[error("lddw of map {index}, which the environment does not declare")]
     UnknownMap { index: u64 },
+    #[error(
+        "atomic {size}-byte access to {region} at offset {lo}..={hi} is not provably \
+         {size}-aligned (atomics must be aligned; packet memory never is provably)"
+    )]
+    AtomicUnaligned {
+        region: Region,
+        lo: i64,
+        hi: i64,
+        size: u8,
+    },
 
     // Register types.
     #[error("r{reg} is not initialised")]
@@ -118,8 +128,6 @@ pub enum Reason {
         size: u32,
         value_size: u32,
     },
-    #[error("{size}-byte atomic at offsets [{lo}, {hi}] of a map value is not at a constant aligned offset")]
-    MisalignedAtomic { lo: i64, hi: i64, size: u8 },
     #[error("{region} access through r{reg}: another path reaches this instruction with {other}")]
     RegionConflict {
         reg: u8,

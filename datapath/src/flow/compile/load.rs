@@ -48,12 +48,13 @@ fn load_chunk(
     opts: &CompileOptions<'_>,
     env: &Arc<ProgEnv>,
     engine: Engine,
-) -> Result<Vec<Loaded>, FlowLoadError> {
+) -> Result<(Vec<Loaded>, usize), FlowLoadError> {
     let progs = specs
         .iter()
         .map(|s| verify_one(s, opts, env))
         .collect::<Result<Vec<Program>, FlowLoadError>>()?;
-    match engine {
+    let insns = progs.iter().map(|p| p.insns.len()).sum();
+    let loaded = match engine {
         Engine::Interp => Ok(progs.into_iter().map(Loaded::Interp).collect()),
         Engine::Jit => {
             let refs: Vec<&Program> = progs.iter().collect();
@@ -63,7 +64,8 @@ fn load_chunk(
             })?;
             Ok(jits.into_iter().map(Loaded::Jit).collect())
         }
-    }
+    };
+    loaded.map(|l| (l, insns))
 }
 
 /// Compiles, verifies and prepares every flow for `engine`, in parallel on
@@ -75,9 +77,21 @@ pub fn load_flows(
     env: &Arc<ProgEnv>,
     engine: Engine,
 ) -> Result<Vec<Loaded>, FlowLoadError> {
+    load_flows_counted(specs, opts, env, engine).map(|(loaded, _)| loaded)
+}
+
+/// [`load_flows`], also returning the number of instruction slots
+/// verified (over all programs, custom subprograms included).
+pub fn load_flows_counted(
+    specs: &[FlowSpec],
+    opts: &CompileOptions<'_>,
+    env: &Arc<ProgEnv>,
+    engine: Engine,
+) -> Result<(Vec<Loaded>, usize), FlowLoadError> {
     let chunks = specs
         .par_chunks(CHUNK)
         .map(|c| load_chunk(c, opts, env, engine))
-        .collect::<Result<Vec<Vec<Loaded>>, FlowLoadError>>()?;
-    Ok(chunks.into_iter().flatten().collect())
+        .collect::<Result<Vec<(Vec<Loaded>, usize)>, FlowLoadError>>()?;
+    let insns = chunks.iter().map(|(_, n)| n).sum();
+    Ok((chunks.into_iter().flat_map(|(l, _)| l).collect(), insns))
 }

@@ -61,7 +61,7 @@ pub use env::{
     flow_env, flow_helpers, helper_id, ret, DropReason, FlowHelperFns, FlowHelperSig, Verdict,
     FLAG_FINAL, FLOW_HELPERS,
 };
-pub use load::{load_flows, FlowLoadError};
+pub use load::{load_flows, load_flows_counted, FlowLoadError};
 
 use crate::ebpf::insn::{decode_all, Cond, Insn, Op};
 use crate::flow::key::OFF_IN_PORT;

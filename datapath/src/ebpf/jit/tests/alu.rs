@@ -52,28 +52,7 @@ const IMMS: &[i32] = &[
 ];
 
 fn ops_list(wide: bool) -> Vec<AluOp> {
-    let mut v = vec![
-        AluOp::Add,
-        AluOp::Sub,
-        AluOp::Mul,
-        AluOp::Div,
-        AluOp::SDiv,
-        AluOp::Or,
-        AluOp::And,
-        AluOp::Lsh,
-        AluOp::Rsh,
-        AluOp::Mod,
-        AluOp::SMod,
-        AluOp::Xor,
-        AluOp::Mov,
-        AluOp::Arsh,
-        AluOp::MovSx(8),
-        AluOp::MovSx(16),
-    ];
-    if wide {
-        v.push(AluOp::MovSx(32));
-    }
-    v
+    AluOp::all(wide)
 }
 
 /// The reference semantics (RFC 9669 plus the brief's rules for division).
@@ -155,19 +134,7 @@ fn cond_model(wide: bool, c: Cond, a: u64, b: u64) -> bool {
     }
 }
 
-const CONDS: [Cond; 11] = [
-    Cond::Eq,
-    Cond::Ne,
-    Cond::Set,
-    Cond::Gt,
-    Cond::Ge,
-    Cond::Lt,
-    Cond::Le,
-    Cond::Sgt,
-    Cond::Sge,
-    Cond::Slt,
-    Cond::Sle,
-];
+const CONDS: [Cond; 11] = Cond::ALL;
 
 /// Distinct start values for r0..r9, with upper halves set so a missing
 /// zero-extension or a clobbered register shows.

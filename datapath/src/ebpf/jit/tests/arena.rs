@@ -117,24 +117,7 @@ fn disassemble(code: &[u8]) -> Vec<Instruction> {
 #[test]
 fn generated_code_disassembles_as_valid_x86_64() {
     // One program touching every instruction family.
-    let all_alu = [
-        AluOp::Add,
-        AluOp::Sub,
-        AluOp::Mul,
-        AluOp::Div,
-        AluOp::SDiv,
-        AluOp::Or,
-        AluOp::And,
-        AluOp::Lsh,
-        AluOp::Rsh,
-        AluOp::Mod,
-        AluOp::SMod,
-        AluOp::Xor,
-        AluOp::Mov,
-        AluOp::Arsh,
-        AluOp::MovSx(8),
-        AluOp::MovSx(16),
-    ];
+    let all_alu = AluOp::BOTH_WIDTHS;
     let mut ops = vec![stx(8, 10, 1, -8)];
     for wide in [true, false] {
         for op in all_alu {

@@ -50,37 +50,8 @@ impl Rng {
     }
 }
 
-const ALU: [AluOp; 16] = [
-    AluOp::Add,
-    AluOp::Sub,
-    AluOp::Mul,
-    AluOp::Div,
-    AluOp::SDiv,
-    AluOp::Or,
-    AluOp::And,
-    AluOp::Lsh,
-    AluOp::Rsh,
-    AluOp::Mod,
-    AluOp::SMod,
-    AluOp::Xor,
-    AluOp::Mov,
-    AluOp::Arsh,
-    AluOp::MovSx(8),
-    AluOp::MovSx(16),
-];
-const CONDS: [Cond; 11] = [
-    Cond::Eq,
-    Cond::Ne,
-    Cond::Set,
-    Cond::Gt,
-    Cond::Ge,
-    Cond::Lt,
-    Cond::Le,
-    Cond::Sgt,
-    Cond::Sge,
-    Cond::Slt,
-    Cond::Sle,
-];
+const ALU: [AluOp; 16] = AluOp::BOTH_WIDTHS;
+const CONDS: [Cond; 11] = Cond::ALL;
 const ATOMICS: [(AtomicOp, bool); 10] = [
     (AtomicOp::Add, false),
     (AtomicOp::Add, true),

@@ -143,7 +143,8 @@ fn value_accesses_are_proven_within_the_value() {
     ));
     assert_eq!(
         r,
-        Reason::MisalignedAtomic {
+        Reason::AtomicUnaligned {
+            region: Region::Map(0),
             lo: 4,
             hi: 4,
             size: 8

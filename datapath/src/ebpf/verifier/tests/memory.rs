@@ -57,7 +57,7 @@ fn uninitialised_stack_bytes_cannot_be_read() {
     assert_eq!((pc, r), (0, Reason::UninitStack { off: -8 }));
     let (_, r, _) = reject("stw [%r10-8], 1\nldxdw %r0, [%r10-8]\nexit");
     assert_eq!(r, Reason::UninitStack { off: -4 });
-    let (_, r, _) = reject("stw [%r10-8], 1\nmov %r0, 0\nlock add32 [%r10-6], %r0\nexit");
+    let (_, r, _) = reject("stw [%r10-8], 1\nmov %r0, 0\nlock add [%r10-8], %r0\nexit");
     assert_eq!(r, Reason::UninitStack { off: -4 });
     // Initialised on one path only.
     let (_, r, _) = reject("jeq %r2, 0, +1\nstdw [%r10-8], 1\nldxdw %r0, [%r10-8]\nexit");
@@ -408,4 +408,38 @@ fn joins_keep_a_variable_offset_only_where_both_sides_agree() {
          mov %r5, %r2\nadd %r5, 8\njgt %r5, %r3, +1\nldxw %r0, [%r2]\nexit",
     );
     assert_eq!(acc(&p, 12), PKT_GUARDED);
+}
+
+/// A misaligned locked access is a split lock (SIGBUS on some kernels), so
+/// atomics must be provably aligned: never on packet memory.
+#[test]
+fn atomics_must_be_provably_aligned() {
+    accept("stdw [%r10-8], 0\nmov %r1, 1\nlock add [%r10-8], %r1\nmov %r0, 0\nexit");
+    accept("stw [%r10-4], 0\nmov %r1, 1\nlock add32 [%r10-4], %r1\nmov %r0, 0\nexit");
+    let (pc, r, _) =
+        reject("stdw [%r10-16], 0\nmov %r1, 1\nlock add [%r10-12], %r1\nmov %r0, 0\nexit");
+    assert_eq!(
+        (pc, r),
+        (
+            2,
+            Reason::AtomicUnaligned {
+                region: Region::Stack,
+                lo: -12,
+                hi: -12,
+                size: 8
+            }
+        )
+    );
+    let (pc, r, _) = reject("mov %r3, 1\nlock add [%r1+0], %r3\nmov %r0, 0\nexit");
+    assert_eq!(pc, 1);
+    assert!(
+        matches!(
+            r,
+            Reason::AtomicUnaligned {
+                region: Region::Packet,
+                ..
+            }
+        ),
+        "{r:?}"
+    );
 }

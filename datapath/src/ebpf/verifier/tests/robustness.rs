@@ -29,38 +29,11 @@ fn slot() -> impl Strategy<Value = Insn> {
 }
 
 fn alu_op() -> impl Strategy<Value = AluOp> {
-    prop::sample::select(vec![
-        AluOp::Add,
-        AluOp::Sub,
-        AluOp::Mul,
-        AluOp::Div,
-        AluOp::SDiv,
-        AluOp::Or,
-        AluOp::And,
-        AluOp::Lsh,
-        AluOp::Rsh,
-        AluOp::Mod,
-        AluOp::SMod,
-        AluOp::Xor,
-        AluOp::Mov,
-        AluOp::Arsh,
-    ])
+    prop::sample::select(AluOp::BINARY.to_vec())
 }
 
 fn cond() -> impl Strategy<Value = Cond> {
-    prop::sample::select(vec![
-        Cond::Eq,
-        Cond::Gt,
-        Cond::Ge,
-        Cond::Set,
-        Cond::Ne,
-        Cond::Sgt,
-        Cond::Sge,
-        Cond::Lt,
-        Cond::Le,
-        Cond::Slt,
-        Cond::Sle,
-    ])
+    prop::sample::select(Cond::ALL.to_vec())
 }
 
 fn src() -> impl Strategy<Value = Src> {

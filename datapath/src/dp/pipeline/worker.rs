@@ -1,0 +1,558 @@
+//! A worker: runs packets through a [`Generation`] (the fast path).
+//!
+//! Per packet ([`Worker::process`]):
+//! 1. `extract` the flow key; a malformed frame is dropped and counted by
+//!    its [`ErrorKind`](crate::packet::ErrorKind).
+//! 2. Look the key up in the worker's exact-match cache: a hit gives the
+//!    *path*, the flow chosen in each table visited (or "no match"),
+//!    tagged with the generation it was found in.
+//! 3. Table by table from table 0: take the cached flow and run its
+//!    program; without one (a miss, or the program declined), ask the
+//!    table's classifier, whose `accept` callback runs the candidate's
+//!    program (a custom filter may decline, and the next candidate is
+//!    tried). The program's return code says done, goto table N, or
+//!    dropped. A table with no matching flow applies the miss policy.
+//! 4. The path goes into the cache when a classifier was asked and the
+//!    path is one the same key will always take (no filter declined, no
+//!    key change the key itself does not determine before a goto).
+//! 5. [`PacketState::finish`] queues the packet (moving it for a final
+//!    output) and counts a drop.
+//!
+//! Counters: per table lookups / matched / missed and drops by reason in
+//! the worker's [`WorkerCounters`]; per flow packets, bytes, last used in
+//! the generation's [`FlowStats`](crate::dp::stats::FlowStats).
+//!
+//! Nothing here allocates per packet once the frame pool and the output
+//! queues have grown to the traffic (tracing aside).
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
+use super::drop_reason;
+use super::exec;
+use super::generation::{Generation, MissPolicy, NO_FLOW};
+use crate::classifier::{Emc, EMC_DEFAULT_ENTRIES};
+use crate::dp::actions::{Outcome, PacketState, TraceOutput, FINAL};
+use crate::dp::mac::MacTable;
+use crate::dp::meter::Meters;
+use crate::dp::port::{Flushed, Frame, PortError, PortId, PortSet};
+use crate::dp::stats::{DropReason, WorkerCounters};
+use crate::ebpf::jit::JitScratch;
+use crate::flow::compile::{FlowCtx, Verdict};
+use crate::flow::key::FlowKey;
+use crate::packet::{extract, Parsed};
+
+/// Most tables a cached path records; longer paths are not cached.
+pub const PATH_MAX: usize = 6;
+
+/// A cached path: the flow chosen in each table visited, in order
+/// ([`NO_FLOW`] for a table where nothing matched).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct CachedPath {
+    generation: u32,
+    len: u8,
+    flows: [u32; PATH_MAX],
+}
+
+/// Worker settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorkerConfig {
+    /// Exact-match cache entries; 0 = no cache (every packet through the
+    /// classifiers).
+    pub emc_entries: usize,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            emc_entries: EMC_DEFAULT_ENTRIES,
+        }
+    }
+}
+
+/// One table's part of a packet's path, as a trace shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Step {
+    pub table: u8,
+    /// The flow chosen; `None`: no flow matched (miss policy applied).
+    pub flow: Option<u32>,
+}
+
+/// What happened to one traced packet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PacketTrace {
+    /// The tables visited, in order (empty for a frame that did not parse).
+    pub steps: Vec<Step>,
+    /// Every frame sent, in order.
+    pub outputs: Vec<TraceOutput>,
+    /// Why the packet was dropped (always set when nothing was sent).
+    pub drop: Option<DropReason>,
+}
+
+/// Cache and path figures of one worker (plain counts, its own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct WorkerStats {
+    pub packets: u64,
+    /// Packets whose path came from the exact-match cache.
+    pub emc_hits: u64,
+    /// Packets that needed at least one classifier lookup.
+    pub emc_misses: u64,
+    /// Paths inserted into the cache.
+    pub emc_inserts: u64,
+}
+
+/// The path of the packet being processed.
+#[derive(Debug, Clone, Copy)]
+struct PathRec {
+    len: usize,
+    flows: [u32; PATH_MAX],
+    cacheable: bool,
+}
+
+impl PathRec {
+    #[inline]
+    fn push(&mut self, flow: u32) {
+        match self.flows.get_mut(self.len) {
+            Some(slot) => *slot = flow,
+            None => self.cacheable = false,
+        }
+        self.len += 1;
+    }
+}
+
+/// What choosing a flow in one table gave.
+enum Choice {
+    /// Flow and its program's r0 (or run error).
+    /// The flow and its program's r0 ([`RUN_ERROR`] if it failed).
+    Flow(u32, u64),
+    Miss,
+}
+
+/// A worker's state; see the [module docs](self).
+pub struct Worker {
+    index: usize,
+    generation: Arc<Generation>,
+    emc: Option<Emc<CachedPath>>,
+    state: PacketState,
+    ctx: FlowCtx,
+    scratch: JitScratch,
+    counters: Arc<WorkerCounters>,
+    trace: Option<Vec<Step>>,
+    stats: WorkerStats,
+    rx: Vec<Frame>,
+    /// Where a new generation is published (see [`Worker::follow`]).
+    source: Option<Arc<ArcSwap<Generation>>>,
+    /// Scratch of [`Worker::process_frames`].
+    pre: Vec<Prepared>,
+}
+
+/// The r0 that stands for a run-time error of a flow program (no program
+/// returns it: it decodes to no verdict, and the packet is dropped as
+/// [`DropReason::Error`]).
+const RUN_ERROR: u64 = u64::MAX;
+
+/// A packet's key and cached path, or why it cannot be parsed.
+type Prepared = Result<(Parsed, Option<CachedPath>), DropReason>;
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker")
+            .field("index", &self.index)
+            .field("generation", &self.generation.id())
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Worker {
+    /// Worker number `index` of a switch with these ports, MAC table and
+    /// meters; `counters` must have been made for `ports`.
+    pub fn new(
+        index: usize,
+        generation: Arc<Generation>,
+        ports: Arc<PortSet>,
+        mac: Arc<MacTable>,
+        meters: Arc<Meters>,
+        counters: Arc<WorkerCounters>,
+        config: WorkerConfig,
+    ) -> Self {
+        Worker {
+            index,
+            generation,
+            emc: (config.emc_entries > 0).then(|| Emc::with_capacity(config.emc_entries)),
+            state: PacketState::new(index, ports, mac, meters, Arc::clone(&counters)),
+            ctx: FlowCtx::new(&FlowKey::default(), 0, 0, 0, 0),
+            scratch: JitScratch::new(),
+            counters,
+            trace: None,
+            stats: WorkerStats::default(),
+            rx: Vec::new(),
+            source: None,
+            pre: Vec::new(),
+        }
+    }
+
+    /// Makes [`poll`](Self::poll) switch to the generation published in
+    /// `source` before each batch.
+    pub fn follow(&mut self, source: Arc<ArcSwap<Generation>>) {
+        self.source = Some(source);
+    }
+
+    /// Switches to the published generation if it changed.
+    #[inline]
+    pub fn refresh(&mut self) {
+        if let Some(src) = &self.source {
+            let g = src.load();
+            if g.id() != self.generation.id() {
+                self.generation = arc_swap::Guard::into_inner(g);
+            }
+        }
+    }
+
+    /// The generation packets run through.
+    pub fn generation(&self) -> &Arc<Generation> {
+        &self.generation
+    }
+
+    /// Switches to another generation (between packets); cached paths of
+    /// the old one are ignored from now on.
+    pub fn set_generation(&mut self, generation: Arc<Generation>) {
+        self.generation = generation;
+    }
+
+    /// The worker's action state (ports, output queues).
+    pub fn state(&mut self) -> &mut PacketState {
+        &mut self.state
+    }
+
+    pub fn stats(&self) -> WorkerStats {
+        self.stats
+    }
+
+    pub fn counters(&self) -> &Arc<WorkerCounters> {
+        &self.counters
+    }
+
+    /// Sends the queued outputs (see [`PacketState::flush`]).
+    pub fn flush(&mut self) -> Flushed {
+        self.state.flush()
+    }
+
+    /// Runs `frames`, all received on `in_port` at `now_ns`, then sends
+    /// the outputs. The frames go back to the worker's pool (`frames` is
+    /// left empty).
+    pub fn process_batch(
+        &mut self,
+        frames: &mut Vec<Frame>,
+        in_port: PortId,
+        now_ns: u64,
+    ) -> Flushed {
+        self.process_frames(frames, in_port, now_ns);
+        let done = self.state.flush();
+        self.state.tx().pool().put_all(frames);
+        done
+    }
+
+    /// Receives up to `max` frames from every port (the queue this worker
+    /// serves), runs them at `now_ns` and sends the outputs. Returns the
+    /// number of frames received.
+    pub fn poll(&mut self, max: usize, now_ns: u64) -> Result<usize, PortError> {
+        self.refresh();
+        let ports = Arc::clone(self.state.ports());
+        let mut rx = std::mem::take(&mut self.rx);
+        let mut total = 0;
+        let mut first_error = None;
+        for idx in 0..ports.len() {
+            let (Some(port), Some(id)) = (ports.get(idx), ports.id(idx)) else {
+                continue;
+            };
+            let queue = (self.index % usize::from(port.queues().max(1))) as u16;
+            let n = match port.recv(queue, self.state.tx().pool(), &mut rx, max) {
+                Ok(n) => n,
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                    continue;
+                }
+            };
+            if let Some(c) = self.counters.port(idx) {
+                c.rx_packets.add(n as u64);
+                c.rx_bytes
+                    .add(rx.iter().map(|f| f.len() as u64).sum::<u64>());
+            }
+            self.process_frames(&mut rx, id, now_ns);
+            total += n;
+            self.state.tx().pool().put_all(&mut rx);
+        }
+        self.rx = rx;
+        let flushed = self.state.flush();
+        match first_error.or(flushed.error) {
+            Some(e) if total == 0 => Err(e),
+            _ => Ok(total),
+        }
+    }
+
+    /// Runs one packet like [`process`](Self::process), sends its outputs,
+    /// and says which flow each table chose, what was sent and why the
+    /// packet was dropped.
+    pub fn trace(&mut self, frame: &mut Frame, in_port: PortId, now_ns: u64) -> PacketTrace {
+        self.trace = Some(Vec::new());
+        self.state.record_outputs(true);
+        let outcome = self.process(frame, in_port, now_ns);
+        let outputs = self.state.take_outputs();
+        self.state.record_outputs(false);
+        self.state.flush();
+        PacketTrace {
+            steps: self.trace.take().unwrap_or_default(),
+            outputs,
+            drop: outcome.drop,
+        }
+    }
+
+    /// Runs one packet received on `in_port` at `now_ns`. `frame` may be
+    /// left empty (its buffer queued for a port); the caller recycles it.
+    /// Outputs are queued: [`flush`](Self::flush) sends them.
+    #[inline]
+    pub fn process(&mut self, frame: &mut Frame, in_port: PortId, now_ns: u64) -> Outcome {
+        let pre = self.prepare(frame, in_port);
+        self.run(frame, in_port, now_ns, &pre)
+    }
+
+    /// Runs `frames`, all received on `in_port` at `now_ns`, like
+    /// [`process`](Self::process) one after the other, but extracts every
+    /// key and looks every one up in the cache first, so that the cache's
+    /// memory accesses overlap. Outputs are queued.
+    pub fn process_frames(&mut self, frames: &mut [Frame], in_port: PortId, now_ns: u64) {
+        let mut pre = std::mem::take(&mut self.pre);
+        pre.clear();
+        pre.extend(frames.iter().map(|f| self.prepare(f, in_port)));
+        for (f, p) in frames.iter_mut().zip(pre.iter()) {
+            self.run(f, in_port, now_ns, p);
+        }
+        self.pre = pre;
+    }
+
+    /// The first half of a packet: its key, and its cached path if any.
+    #[inline]
+    fn prepare(&self, frame: &Frame, in_port: PortId) -> Prepared {
+        match extract(frame.data(), in_port) {
+            Ok(parsed) => {
+                let cached = self
+                    .emc
+                    .as_ref()
+                    .and_then(|e| e.get(&parsed.key))
+                    .filter(|c| c.generation == self.generation.id());
+                Ok((parsed, cached))
+            }
+            Err(e) => Err(DropReason::Parse(e.kind())),
+        }
+    }
+
+    /// The second half: the tables, the actions, the cache update.
+    #[inline]
+    fn run(&mut self, frame: &mut Frame, in_port: PortId, now_ns: u64, pre: &Prepared) -> Outcome {
+        self.stats.packets += 1;
+        let (parsed, mut cached) = match pre {
+            Ok((p, c)) => (p, *c),
+            Err(r) => {
+                let r = *r;
+                self.counters.count_drop(r);
+                return Outcome {
+                    sent: 0,
+                    drop: Some(r),
+                };
+            }
+        };
+        let Worker {
+            index,
+            generation,
+            emc,
+            state,
+            ctx,
+            scratch,
+            counters,
+            trace,
+            stats,
+            ..
+        } = self;
+        let gen: &Generation = generation;
+        state.begin(in_port, now_ns);
+        exec::begin_ctx(ctx, frame, parsed);
+        let key0 = parsed.key;
+        let mut path = PathRec {
+            len: 0,
+            flows: [NO_FLOW; PATH_MAX],
+            cacheable: true,
+        };
+        let mut asked = false;
+        let now_ms = now_ns / 1_000_000;
+        let flow_counters = gen.flow_stats().worker(*index);
+        let mut cx = Cx {
+            gen,
+            scratch,
+            ctx,
+            state,
+            frame,
+        };
+        let mut table = 0u8;
+        let verdict = loop {
+            cx.ctx.set_table(u32::from(table));
+            let tc = counters.table(table);
+            tc.lookups.inc();
+            let from_cache = cached
+                .filter(|c| path.len < usize::from(c.len))
+                .and_then(|c| c.flows.get(path.len).copied());
+            let choice = match from_cache {
+                Some(NO_FLOW) => Choice::Miss,
+                Some(f) => match cx.run(f) {
+                    Some(r) => Choice::Flow(f, r),
+                    None => {
+                        // The cached flow declined (its filter): the rest
+                        // of the cached path no longer applies.
+                        cached = None;
+                        asked = true;
+                        cx.lookup(table, &mut path)
+                    }
+                },
+                None => {
+                    asked = true;
+                    cx.lookup(table, &mut path)
+                }
+            };
+            match choice {
+                Choice::Miss => {
+                    tc.missed.inc();
+                    path.push(NO_FLOW);
+                    if let Some(t) = trace {
+                        t.push(Step { table, flow: None });
+                    }
+                    break cx.miss();
+                }
+                Choice::Flow(f, r) => {
+                    tc.matched.inc();
+                    path.push(f);
+                    if let Some(t) = trace {
+                        t.push(Step {
+                            table,
+                            flow: Some(f),
+                        });
+                    }
+                    if let Some(c) = flow_counters.and_then(|c| c.get(f as usize)) {
+                        c.hit(cx.frame.len() as u64, now_ms);
+                    }
+                    match Verdict::from_code(r) {
+                        Some(Verdict::Done) => break None,
+                        Some(Verdict::Drop(r)) => break Some(drop_reason(r)),
+                        Some(Verdict::Goto(n)) if n > table => {
+                            if gen.flow(f).is_some_and(|i| i.unstable) {
+                                path.cacheable = false;
+                            }
+                            table = n;
+                        }
+                        // A backward goto, NOMATCH after actions, or a code
+                        // no compiled program returns.
+                        _ => {
+                            path.cacheable = false;
+                            break Some(DropReason::Error);
+                        }
+                    }
+                }
+            }
+        };
+        if asked {
+            stats.emc_misses += 1;
+            if path.cacheable && path.len <= PATH_MAX {
+                if let Some(emc) = emc {
+                    emc.insert(
+                        key0,
+                        CachedPath {
+                            generation: gen.id(),
+                            len: path.len as u8,
+                            flows: path.flows,
+                        },
+                    );
+                    stats.emc_inserts += 1;
+                }
+            }
+        } else {
+            stats.emc_hits += 1;
+        }
+        cx.state.finish(cx.frame, verdict)
+    }
+}
+
+/// What one packet's processing works on.
+struct Cx<'a> {
+    gen: &'a Generation,
+    scratch: &'a mut JitScratch,
+    ctx: &'a mut FlowCtx,
+    state: &'a mut PacketState,
+    frame: &'a mut Frame,
+}
+
+impl Cx<'_> {
+    /// Runs flow `f`'s program; `None` when it does not match (NOMATCH).
+    #[inline]
+    fn run(&mut self, f: u32) -> Option<u64> {
+        let prog = self.gen.program(f)?;
+        match exec::run(prog, self.scratch, self.frame, self.ctx, self.state) {
+            Ok(code) if code == Verdict::NoMatch.code() => None,
+            Ok(code) => Some(code),
+            Err(_) => Some(RUN_ERROR),
+        }
+    }
+
+    /// Asks table `table`'s classifier, running candidates' programs.
+    #[inline]
+    fn lookup(&mut self, table: u8, path: &mut PathRec) -> Choice {
+        let gen = self.gen;
+        let Some(t) = gen.table(table) else {
+            return Choice::Miss;
+        };
+        let key = self.ctx.key();
+        if !t.has_filters {
+            if let Some(f) = t.classifier.lookup(&key) {
+                if let Some(r) = self.run(f) {
+                    return Choice::Flow(f, r);
+                }
+                // The program disagrees with the classifier; let the
+                // filtered lookup sort it out.
+                path.cacheable = false;
+            } else {
+                return Choice::Miss;
+            }
+        }
+        let mut chosen = None;
+        let found = t.classifier.lookup_filtered(&key, |f| match self.run(f) {
+            Some(r) => {
+                chosen = Some(r);
+                true
+            }
+            None => {
+                // A filter declined: the next packet with this key may
+                // be accepted.
+                path.cacheable = false;
+                false
+            }
+        });
+        match (found, chosen) {
+            (Some(f), Some(r)) => Choice::Flow(f, r),
+            _ => Choice::Miss,
+        }
+    }
+
+    /// The miss policy, applied to the packet as it is now.
+    fn miss(&mut self) -> Option<DropReason> {
+        match self.gen.miss() {
+            MissPolicy::Drop => Some(DropReason::NoMatch),
+            MissPolicy::Normal => {
+                self.state.normal(self.frame.data(), FINAL);
+                None
+            }
+            MissPolicy::Flood => {
+                self.state.flood(self.frame.data(), FINAL);
+                None
+            }
+        }
+    }
+}
