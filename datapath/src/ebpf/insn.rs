@@ -184,7 +184,7 @@ impl Insn {
 
 /// Parses a byte string into slots.
 pub fn from_bytes(bytes: &[u8]) -> Result<Vec<Insn>, CodecError> {
-    if bytes.len() % SLOT != 0 {
+    if !bytes.len().is_multiple_of(SLOT) {
         return Err(CodecError::BadLength(bytes.len()));
     }
     Ok(bytes
