@@ -316,9 +316,10 @@ fn call(
     let fp = st.stack.0.as_mut_ptr() as u64 + STACK_TOTAL as u64;
     let vm = &mut st.vm;
     type BodyFn = extern "sysv64" fn(u64, u64, *mut VmCtx, u64, u64) -> u64;
-    // SAFETY: `body_addr` is the start of a program body inside a sealed
+    // `body_addr` is the start of a program body inside a sealed
     // read+execute arena that `entry` keeps alive for this call; the JIT
     // generated it with exactly this signature and calling convention.
+    // SAFETY: by the reasons just given.
     let f: BodyFn = unsafe { std::mem::transmute::<usize, BodyFn>(entry.body_addr()) };
     // The generated code touches only: the VmCtx (through the pointer passed
     // here), the stack, packet and context buffers (through addresses derived
@@ -378,15 +379,17 @@ extern "sysv64" fn helper_trampoline(
     a5: u64,
     vm: *mut VmCtx,
 ) -> u64 {
-    // SAFETY: generated code passes the pointer `enter` handed to it; that
+    // Generated code passes the pointer `enter` handed to it; that
     // VmCtx is borrowed mutably by `enter`, which is below us on the stack,
     // and nothing else references it while this function runs (the
     // generated code is suspended in the call).
+    // SAFETY: by the reasons just given.
     let vm = unsafe { &mut *vm };
     let found = if vm.pending == PENDING_DYNAMIC {
-        // SAFETY: for a dynamic call the code stored the address of the
+        // For a dynamic call the code stored the address of the
         // program's `HelperRegistry`, which the `JitProgram` running (and
         // borrowed by our caller for the whole run) keeps alive.
+        // SAFETY: by the reasons just given.
         let registry = unsafe { &*(vm.registry as *const HelperRegistry) };
         u32::try_from(vm.pending_id)
             .ok()
@@ -396,9 +399,10 @@ extern "sysv64" fn helper_trampoline(
                 (h.id, h.func)
             })
     } else {
-        // SAFETY: a non-zero `pending` is always the address of a `HelperFn`
+        // A non-zero `pending` is always the address of a `HelperFn`
         // the JIT took from the registry at compile time and wrote into the
         // code as an immediate; `HelperFn` is a plain function pointer.
+        // SAFETY: by the reasons just given.
         let func = unsafe { std::mem::transmute::<usize, HelperFn>(vm.pending as usize) };
         Some((vm.pending_id as u32, func))
     };
@@ -417,18 +421,20 @@ extern "sysv64" fn helper_trampoline(
         None => vm.regions[REGION_PACKET],
     };
     let ctx = vm.regions[REGION_CTX];
-    // SAFETY: the buffer's and the context's bounds were stored for this
+    // The buffer's and the context's bounds were stored for this
     // run (the packet's by the program's prologue from r1/r2 or by `enter`,
     // the rest by `enter`) from exclusively borrowed slices, pointer and
     // length, that outlive this call; the generated code is suspended, so
     // these are the only live references to the buffers, and they are
     // dropped before we return to it. Empty regions become empty slices
     // without touching their start.
+    // SAFETY: by the reasons just given.
     let (pkt, ctx) = unsafe { (region_slice(buf), region_slice(ctx)) };
     let before = vm.window.map(|(w, _)| w.raw(ctx));
-    // SAFETY: `enter` stored the exclusively borrowed `RunInput.state` of
+    // `enter` stored the exclusively borrowed `RunInput.state` of
     // this run (and clears it when the run ends); nothing else references
     // it while the generated code is suspended in this call.
+    // SAFETY: by the reasons just given.
     let state = vm.state.map(|p| unsafe { &mut *p.0 });
     static NO_MAPS: Maps = Maps::empty();
     let maps = if vm.maps == 0 {
@@ -438,9 +444,10 @@ extern "sysv64" fn helper_trampoline(
         // `Maps`, borrowed for the whole of `enter`.
         unsafe { &*(vm.maps as *const Maps) }
     };
-    // SAFETY: the stack's bounds are fixed when the `RunState` is made and
+    // The stack's bounds are fixed when the `RunState` is made and
     // describe its own stack buffer; the generated code is suspended, so
     // nothing writes it while the helper reads it.
+    // SAFETY: by the reasons just given.
     let stack = unsafe { region_slice(vm.regions[REGION_STACK]) };
     let mut hctx = HelperCtx {
         pkt,
