@@ -190,7 +190,8 @@ fn size_name(size: u8) -> &'static str {
     }
 }
 
-fn alu_name(op: AluOp) -> &'static str {
+/// The mnemonic of an ALU operation (without the `32` suffix or movsx widths).
+pub(crate) fn alu_name(op: AluOp) -> &'static str {
     match op {
         AluOp::Add => "add",
         AluOp::Sub => "sub",

@@ -255,6 +255,28 @@ impl AluOp {
         all
     };
 
+    /// The opcode's operation bits and the offset field that selects this
+    /// operation (signed division and modulo, sign-extending moves).
+    pub fn code(self) -> (u8, i16) {
+        match self {
+            AluOp::Add => (ALU_ADD, 0),
+            AluOp::Sub => (ALU_SUB, 0),
+            AluOp::Mul => (ALU_MUL, 0),
+            AluOp::Div => (ALU_DIV, 0),
+            AluOp::SDiv => (ALU_DIV, 1),
+            AluOp::Or => (ALU_OR, 0),
+            AluOp::And => (ALU_AND, 0),
+            AluOp::Lsh => (ALU_LSH, 0),
+            AluOp::Rsh => (ALU_RSH, 0),
+            AluOp::Mod => (ALU_MOD, 0),
+            AluOp::SMod => (ALU_MOD, 1),
+            AluOp::Xor => (ALU_XOR, 0),
+            AluOp::Mov => (ALU_MOV, 0),
+            AluOp::Arsh => (ALU_ARSH, 0),
+            AluOp::MovSx(b) => (ALU_MOV, i16::from(b)),
+        }
+    }
+
     /// The operations valid in one width (`movsx` from 32 bits is ALU64 only).
     pub fn all(wide: bool) -> Vec<AluOp> {
         let mut v = AluOp::BOTH_WIDTHS.to_vec();
@@ -766,23 +788,7 @@ pub fn encode(op: &Op) -> Vec<Insn> {
     match *op {
         Op::Alu { wide, op, dst, src } => {
             let cls = if wide { CLS_ALU64 } else { CLS_ALU };
-            let (code, off) = match op {
-                AluOp::Add => (ALU_ADD, 0),
-                AluOp::Sub => (ALU_SUB, 0),
-                AluOp::Mul => (ALU_MUL, 0),
-                AluOp::Div => (ALU_DIV, 0),
-                AluOp::SDiv => (ALU_DIV, 1),
-                AluOp::Or => (ALU_OR, 0),
-                AluOp::And => (ALU_AND, 0),
-                AluOp::Lsh => (ALU_LSH, 0),
-                AluOp::Rsh => (ALU_RSH, 0),
-                AluOp::Mod => (ALU_MOD, 0),
-                AluOp::SMod => (ALU_MOD, 1),
-                AluOp::Xor => (ALU_XOR, 0),
-                AluOp::Mov => (ALU_MOV, 0),
-                AluOp::Arsh => (ALU_ARSH, 0),
-                AluOp::MovSx(b) => (ALU_MOV, b as i16),
-            };
+            let (code, off) = op.code();
             let (sbit, sreg, imm) = src_of(src);
             vec![Insn::new(code | sbit | cls, dst, sreg, off, imm)]
         }

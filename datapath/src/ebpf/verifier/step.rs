@@ -25,23 +25,7 @@ fn src_reg(src: Src, dst: u8) -> u8 {
 }
 
 fn op_name(op: AluOp, wide: bool) -> &'static str {
-    let n = match op {
-        AluOp::Add => "add",
-        AluOp::Sub => "sub",
-        AluOp::Mul => "mul",
-        AluOp::Div => "div",
-        AluOp::SDiv => "sdiv",
-        AluOp::Or => "or",
-        AluOp::And => "and",
-        AluOp::Lsh => "lsh",
-        AluOp::Rsh => "rsh",
-        AluOp::Mod => "mod",
-        AluOp::SMod => "smod",
-        AluOp::Xor => "xor",
-        AluOp::Mov => "mov",
-        AluOp::Arsh => "arsh",
-        AluOp::MovSx(_) => "movsx",
-    };
+    let n = crate::ebpf::disasm::alu_name(op);
     if wide {
         n
     } else {

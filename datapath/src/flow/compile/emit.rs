@@ -35,26 +35,6 @@ pub struct Emitter {
     fixups: Vec<(u32, Label, Fix)>,
 }
 
-fn alu_code(op: AluOp) -> (u8, i16) {
-    match op {
-        AluOp::Add => (ALU_ADD, 0),
-        AluOp::Sub => (ALU_SUB, 0),
-        AluOp::Mul => (ALU_MUL, 0),
-        AluOp::Div => (ALU_DIV, 0),
-        AluOp::SDiv => (ALU_DIV, 1),
-        AluOp::Or => (ALU_OR, 0),
-        AluOp::And => (ALU_AND, 0),
-        AluOp::Lsh => (ALU_LSH, 0),
-        AluOp::Rsh => (ALU_RSH, 0),
-        AluOp::Mod => (ALU_MOD, 0),
-        AluOp::SMod => (ALU_MOD, 1),
-        AluOp::Xor => (ALU_XOR, 0),
-        AluOp::Mov => (ALU_MOV, 0),
-        AluOp::Arsh => (ALU_ARSH, 0),
-        AluOp::MovSx(b) => (ALU_MOV, i16::from(b)),
-    }
-}
-
 fn cond_code(c: Cond) -> u8 {
     match c {
         Cond::Eq => JMP_JEQ,
@@ -122,19 +102,19 @@ impl Emitter {
 
     /// 64-bit `dst = dst OP imm` (imm sign-extended).
     pub fn alu64_imm(&mut self, op: AluOp, dst: u8, imm: i32) {
-        let (code, off) = alu_code(op);
+        let (code, off) = op.code();
         self.push(code | SRC_K | CLS_ALU64, dst, 0, off, imm);
     }
 
     /// 64-bit `dst = dst OP src`.
     pub fn alu64_reg(&mut self, op: AluOp, dst: u8, src: u8) {
-        let (code, off) = alu_code(op);
+        let (code, off) = op.code();
         self.push(code | SRC_X | CLS_ALU64, dst, src, off, 0);
     }
 
     /// 32-bit `dst = dst OP imm`, zero-extended.
     pub fn alu32_imm(&mut self, op: AluOp, dst: u8, imm: i32) {
-        let (code, off) = alu_code(op);
+        let (code, off) = op.code();
         self.push(code | SRC_K | CLS_ALU, dst, 0, off, imm);
     }
 
