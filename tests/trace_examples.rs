@@ -487,3 +487,31 @@ fn vlan_trunk_example() {
     ];
     check(Path::new("flows/vlan-trunk.yaml"), &again);
 }
+
+// ---------------------------------------------------------------------------
+// flows/demo.yaml (the switch of `flowswitch demo`): flood, normal, output
+// by port name, miss drop.
+
+#[test]
+fn demo_switch() {
+    let (a, b) = (ip(10, 0, 0, 1), ip(10, 0, 0, 2));
+    let who_has = build::arp_request(H1, a, b);
+    let echo = build::icmp4_echo(H1, H2, a, b, true, 9, 1, b"ping");
+    let reply = build::icmp4_echo(H2, H1, b, a, false, 9, 1, b"ping");
+    let data = tcp(H1, H2, a, b, 5001, 64, 100);
+    let ack = tcp(H2, H1, b, a, 40000, 64, 0);
+    // TCP to an address the flows do not name, and UDP: no flow.
+    let stray = tcp(H1, H2, a, ip(10, 0, 0, 9), 5001, 64, 10);
+    let dns = udp(H1, H2, a, b, 53);
+    let cases = vec![
+        case("h1", who_has).table(0, "arp").same_to(&[2]),
+        // H2 unknown to `normal` (ARP went through `flood`): flooded.
+        case("h1", echo).table(0, "ping").same_to(&[2]),
+        case("h2", reply).table(0, "ping").same_to(&[1]),
+        case("h1", data).table(0, "tcp-to-h2").same_to(&[2]),
+        case("h2", ack).table(0, "tcp-to-h1").same_to(&[1]),
+        case("h1", stray).miss(0).dropped("no_match"),
+        case("1", dns).miss(0).dropped("no_match"),
+    ];
+    check(Path::new("flows/demo.yaml"), &cases);
+}

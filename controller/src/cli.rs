@@ -25,8 +25,21 @@ pub enum Cmd {
     /// The eBPF toolchain: test, run, assemble, disassemble, verify, bench.
     #[command(subcommand)]
     Bpf(BpfCmd),
-    /// A self-contained demo that needs no root.
-    Demo,
+    /// Two in-process hosts (smoltcp) ping each other and stream TCP
+    /// through the JIT-compiled pipeline; needs no root.
+    Demo {
+        #[arg(long, value_enum, default_value = "jit")]
+        engine: EngineOpt,
+        /// Echo requests from h1 to h2.
+        #[arg(long, default_value_t = 4)]
+        pings: u16,
+        /// How long h1 streams to h2.
+        #[arg(long, default_value_t = 2.0)]
+        seconds: f64,
+        /// Stop the stream after this many bytes.
+        #[arg(long)]
+        bytes: Option<u64>,
+    },
     /// Validate a switch file or a topology file: print a summary, or the
     /// errors (each with file:line:col) and exit 1.
     Check {
@@ -115,7 +128,17 @@ pub fn main() -> ExitCode {
     };
     let result = match cli.cmd {
         Cmd::Bpf(cmd) => crate::bpf::run(cmd),
-        Cmd::Demo => crate::demo::run(),
+        Cmd::Demo {
+            engine,
+            pings,
+            seconds,
+            bytes,
+        } => Ok(crate::demo::run(&crate::demo::DemoOpts {
+            engine,
+            pings,
+            seconds,
+            bytes,
+        })),
         Cmd::Check { file } => Ok(crate::check::run(&file)),
         Cmd::Trace {
             file,
