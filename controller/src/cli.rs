@@ -69,6 +69,32 @@ pub enum Cmd {
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCmd),
+    /// Clean up after a `flowswitch up` that crashed: delete the
+    /// namespaces it recorded.
+    Down {
+        /// The topology's `name:`.
+        name: String,
+    },
+    /// The receiving end of the built-in TCP bulk test (run inside a
+    /// host's namespace by `up --check` when iperf3 is absent).
+    #[command(hide = true)]
+    BulkRecv {
+        #[arg(long)]
+        port: u16,
+        /// Give up after this many seconds without data.
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+    },
+    /// The sending end of the built-in TCP bulk test.
+    #[command(hide = true)]
+    BulkSend {
+        #[arg(long)]
+        to: std::net::IpAddr,
+        #[arg(long)]
+        port: u16,
+        #[arg(long)]
+        seconds: f64,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -157,6 +183,18 @@ pub fn main() -> ExitCode {
                 None => Ok(ExitCode::FAILURE),
             }
         }
+        Cmd::Down { name } => Ok(match crate::up::down(&crate::up::run_dir(), &name) {
+            Ok(deleted) => {
+                println!("{name}: deleted {} namespaces", deleted.len());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("flowswitch down: {e}");
+                ExitCode::FAILURE
+            }
+        }),
+        Cmd::BulkRecv { port, timeout } => Ok(crate::up::bulk::recv_main(port, timeout)),
+        Cmd::BulkSend { to, port, seconds } => Ok(crate::up::bulk::send_main(to, port, seconds)),
         Cmd::Bench(BenchCmd::Pipeline { flows, engine }) => {
             Ok(crate::bench_pipeline::run(flows, engine))
         }

@@ -9,3 +9,4 @@ pub mod dataplane;
 pub mod demo;
 pub mod model;
 pub mod trace;
+pub mod up;
