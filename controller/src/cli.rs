@@ -56,6 +56,20 @@ pub enum Cmd {
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCmd),
+    /// Talk to a running switch: NAME (its socket in the run directory) or
+    /// a socket path, then a verb.
+    Ctl {
+        /// The socket directory (default: $FLOWSWITCH_RUN_DIR, else /run/flowswitch).
+        #[arg(long, value_name = "DIR")]
+        run_dir: Option<PathBuf>,
+        /// Print the switch's JSON answer.
+        #[arg(long, global = true)]
+        json: bool,
+        /// A switch name or a socket path.
+        target: String,
+        #[command(subcommand)]
+        verb: crate::ctl::CtlVerb,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -134,6 +148,12 @@ pub fn main() -> ExitCode {
                 None => Ok(ExitCode::FAILURE),
             }
         }
+        Cmd::Ctl {
+            run_dir,
+            json,
+            target,
+            verb,
+        } => Ok(crate::ctl::run(&target, run_dir.as_deref(), &verb, json)),
         Cmd::Bench(BenchCmd::Pipeline { flows, engine }) => {
             Ok(crate::bench_pipeline::run(flows, engine))
         }
