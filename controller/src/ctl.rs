@@ -62,9 +62,9 @@ pub fn target_socket(target: &str, dir: Option<&std::path::Path>) -> PathBuf {
 
 fn request(verb: &CtlVerb) -> Result<Request, String> {
     Ok(match verb {
-        CtlVerb::DumpFlows => Request::DumpFlows,
-        CtlVerb::DumpPorts => Request::DumpPorts,
-        CtlVerb::Stats => Request::Stats,
+        CtlVerb::DumpFlows => Request::DumpFlows {},
+        CtlVerb::DumpPorts => Request::DumpPorts {},
+        CtlVerb::Stats => Request::Stats {},
         CtlVerb::AddFlow { table, flow } => Request::AddFlow {
             table: *table,
             flow: flow.clone(),

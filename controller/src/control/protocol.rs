@@ -27,9 +27,11 @@ pub const MAX_LINE: usize = 1 << 20;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "cmd", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Request {
-    DumpFlows,
-    DumpPorts,
-    Stats,
+    // Empty braces, not unit variants: serde lets unit variants of an
+    // internally tagged enum take unknown keys.
+    DumpFlows {},
+    DumpPorts {},
+    Stats {},
     AddFlow {
         #[serde(default)]
         table: u8,
@@ -97,8 +99,9 @@ mod tests {
     #[test]
     fn requests_round_trip_and_bad_ones_are_errors() {
         for r in [
-            Request::DumpFlows,
-            Request::Stats,
+            Request::DumpFlows {},
+            Request::DumpPorts {},
+            Request::Stats {},
             Request::AddFlow {
                 table: 2,
                 flow: "{name: a}".into(),
@@ -118,7 +121,7 @@ mod tests {
         }
         assert_eq!(
             parse_request(r#"{"cmd":"dump-flows"}"#).unwrap(),
-            Request::DumpFlows
+            Request::DumpFlows {}
         );
         for bad in [
             "",

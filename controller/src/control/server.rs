@@ -211,9 +211,9 @@ pub fn handle(sw: &Switchd, req: Request) -> Response {
             Err(e) => Response::error(e.to_string()),
         };
     match req {
-        Request::DumpFlows => to_value(&sw.dump_flows()),
-        Request::DumpPorts => to_value(&sw.dump_ports()),
-        Request::Stats => to_value(&sw.stats()),
+        Request::DumpFlows {} => to_value(&sw.dump_flows()),
+        Request::DumpPorts {} => to_value(&sw.dump_ports()),
+        Request::Stats {} => to_value(&sw.stats()),
         Request::AddFlow { table, flow } => change(sw.add_flow(table, &flow)),
         Request::DelFlows { name, table } => {
             if name.is_none() && table.is_none() {
