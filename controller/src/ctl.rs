@@ -204,8 +204,10 @@ fn change_text(verb: &str, r: &ChangeReport) -> String {
 fn render(verb: &CtlVerb, result: Value, json: bool) -> Result<String, String> {
     if json {
         if let CtlVerb::Trace { .. } = verb {
-            let t = result.get("trace").cloned().unwrap_or(Value::Null);
-            return Ok(format!("{}\n", Value::Array(vec![t])));
+            // As the offline trace prints it (its field order).
+            let t: crate::trace::FrameTrace =
+                parse(result.get("trace").cloned().unwrap_or(Value::Null))?;
+            return Ok(format!("{}\n", crate::trace::to_json(&[t])));
         }
         return Ok(format!("{result}\n"));
     }

@@ -26,7 +26,7 @@ use datapath::dp::pipeline::PacketTrace;
 use datapath::dp::pipeline::WorkerConfig;
 use datapath::dp::port::{Frame, PortId};
 use datapath::flow::spec::{Action, SetField};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::dataplane::{self, EngineOpt};
 use crate::model::{self, Loaded, SwitchPlan, TopologyPlan};
@@ -42,7 +42,7 @@ pub struct Input {
 }
 
 /// The flow chosen in one table.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TableHit {
     pub table: u8,
     /// `None`: no flow matched.
@@ -50,7 +50,7 @@ pub struct TableHit {
 }
 
 /// One frame sent.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Sent {
     pub port: PortId,
     /// Lowercase hex.
@@ -58,7 +58,7 @@ pub struct Sent {
 }
 
 /// What happened to one input frame (the `--json` object).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FrameTrace {
     pub tables: Vec<TableHit>,
     pub outputs: Vec<Sent>,

@@ -1,7 +1,8 @@
 //! The control socket's server: a Unix stream socket at
 //! `RUN_DIR/NAME.sock` (`/run/flowswitch` unless `FLOWSWITCH_RUN_DIR` or
 //! `--run-dir` says otherwise; the directory is created 0755, the socket
-//! made 0600), one thread accepting, one thread per connection.
+//! made 0600), one thread accepting (it looks at its stop flag every 50 ms),
+//! one thread per connection.
 //!
 //! Every connection's peer is checked with `SO_PEERCRED`: a user that is
 //! neither root nor the switch's own is answered one error line and
@@ -17,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use datapath::sys::cred;
 use serde_json::{json, Value};
@@ -76,8 +78,6 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
-        // Wake the accept.
-        let _ = UnixStream::connect(&self.path);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -105,6 +105,9 @@ pub fn listen(sw: Arc<Switchd>, dir: &Path) -> Result<Server, ControlError> {
         std::fs::remove_file(&path).map_err(io_err("cannot remove the stale socket", &path))?;
     }
     let listener = UnixListener::bind(&path).map_err(io_err("cannot listen on", &path))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(io_err("cannot make non-blocking", &path))?;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
         .map_err(io_err("cannot set the mode of", &path))?;
     let stop = Arc::new(AtomicBool::new(false));
@@ -120,12 +123,28 @@ pub fn listen(sw: Arc<Switchd>, dir: &Path) -> Result<Server, ControlError> {
     })
 }
 
+/// How often the accept loop looks at its stop flag.
+const ACCEPT_POLL: Duration = Duration::from_millis(50);
+
+/// Accepts until `stop`; the listener is non-blocking so that stopping
+/// never depends on a last connection getting through.
 fn accept_loop(listener: &UnixListener, sw: &Arc<Switchd>, stop: &AtomicBool) {
-    for conn in listener.incoming() {
-        if stop.load(Ordering::SeqCst) {
-            break;
+    while !stop.load(Ordering::SeqCst) {
+        let stream = match listener.accept() {
+            Ok((s, _)) => s,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                std::thread::sleep(ACCEPT_POLL);
+                continue;
+            }
+            Err(e) => {
+                eprintln!("flowswitch {}: control socket: {e}", sw.name());
+                std::thread::sleep(ACCEPT_POLL);
+                continue;
+            }
+        };
+        if stream.set_nonblocking(false).is_err() {
+            continue;
         }
-        let Ok(stream) = conn else { continue };
         let sw = Arc::clone(sw);
         let spawned = std::thread::Builder::new()
             .name("fs-ctl-conn".into())
