@@ -847,8 +847,8 @@ mod tests {
         s.learn(0, 0x0200_0000_0001, 9, 3_000);
         assert_eq!(s.lookup(0, 0x0200_0000_0001, 3_000), Some(9));
         assert_eq!(t.lookup(0, 0x0200_0000_0001, 3_000), Some(1));
-        // Ages carry over: the entry seen at 1 s ages out at 301 s.
-        assert_eq!(s.lookup(0, 0x0200_0000_0002, 301_000), Some(2));
+        // Ages carry over: the entry seen at 2 s ages out at 302 s.
+        assert_eq!(s.lookup(5, 0x0200_0000_0002, 301_000), Some(2));
         assert_eq!(s.lookup(5, 0x0200_0000_0002, 302_500), None);
     }
 }
