@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use controller::control::client::Client;
 use controller::control::Request;
+use controller::switchd::watch::WatchOptions;
 use controller::switchd::{Clock, Options, Serving, Switchd};
 use controller::trace::hex;
 use datapath::dp::pipeline::{Worker, WorkerConfig};
@@ -56,6 +57,10 @@ struct Rig {
 }
 
 fn rig(tag: &str) -> Rig {
+    rig_with(tag, None)
+}
+
+fn rig_with(tag: &str, watch: Option<WatchOptions>) -> Rig {
     let d = std::env::temp_dir().join(format!("fs-ctl-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
@@ -71,7 +76,7 @@ fn rig(tag: &str) -> Rig {
     let (sw, ports) = Switchd::in_memory(&file, opts).unwrap();
     let worker = sw.datapath().worker(0, WorkerConfig::default()).unwrap();
     let run_dir = dir.0.join("run");
-    let serving = sw.serve(&run_dir, None).unwrap();
+    let serving = sw.serve(&run_dir, watch).unwrap();
     Rig {
         dir,
         file,
@@ -356,4 +361,51 @@ fn a_non_root_client_is_refused_even_with_an_open_socket_mode() {
     let o = run(false);
     assert!(o.status.success(), "root is served: {}", err(&o));
     assert!(out(&o).contains("switch ctl-sw"));
+}
+
+/// Waits (bounded) until the switch has made `n` reloads.
+fn wait_reloads(sw: &Switchd, n: u64) -> u64 {
+    for _ in 0..1_000 {
+        let got = sw.stats().reloads;
+        if got >= n {
+            return got;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    sw.stats().reloads
+}
+
+#[test]
+fn the_watcher_reloads_on_a_file_change_and_on_sighup() {
+    let r = rig_with(
+        "watch",
+        Some(WatchOptions {
+            interval: std::time::Duration::from_millis(20),
+            ..WatchOptions::default()
+        }),
+    );
+    assert_eq!(r.sw.stats().reloads, 0);
+    std::fs::write(
+        &r.file,
+        SWITCH.replace(
+            "priority: 10, match: {in_port: 2}",
+            "priority: 12, match: {in_port: 2}",
+        ),
+    )
+    .unwrap();
+    assert_eq!(wait_reloads(&r.sw, 1), 1);
+    let rows = r.sw.dump_flows();
+    assert_eq!(
+        rows.iter().find(|f| f.name == "to1").map(|f| f.priority),
+        Some(12)
+    );
+    let st = Command::new("kill")
+        .args(["-HUP", &std::process::id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert_eq!(wait_reloads(&r.sw, 2), 2);
+    // The control socket serves alongside.
+    let o = r.ctl(&["stats"]);
+    assert!(out(&o).contains("reloads: 2 ok, 0 refused"), "{}", out(&o));
 }

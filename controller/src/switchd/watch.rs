@@ -149,10 +149,12 @@ pub fn spawn(sw: Arc<Switchd>, opts: WatchOptions) -> std::io::Result<Watcher> {
     }
     let stop = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&stop);
+    // The files' first fingerprints are taken now, so that a change made
+    // as soon as this returns is seen.
+    let mut state = WatchState::new(&sw);
     let thread = std::thread::Builder::new()
         .name(format!("fs-watch-{}", sw.name()))
         .spawn(move || {
-            let mut state = WatchState::new(&sw);
             while !flag.load(Ordering::Relaxed) {
                 std::thread::sleep(opts.interval);
                 let hup = opts.sighup && datapath::sys::signal::take_sighup();
