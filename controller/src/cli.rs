@@ -95,6 +95,20 @@ pub enum Cmd {
         #[arg(long)]
         seconds: f64,
     },
+    /// Talk to a running switch: NAME (its socket in the run directory) or
+    /// a socket path, then a verb.
+    Ctl {
+        /// The socket directory (default: $FLOWSWITCH_RUN_DIR, else /run/flowswitch).
+        #[arg(long, value_name = "DIR")]
+        run_dir: Option<PathBuf>,
+        /// Print the switch's JSON answer.
+        #[arg(long, global = true)]
+        json: bool,
+        /// A switch name or a socket path.
+        target: String,
+        #[command(subcommand)]
+        verb: crate::ctl::CtlVerb,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -195,6 +209,12 @@ pub fn main() -> ExitCode {
         }),
         Cmd::BulkRecv { port, timeout } => Ok(crate::up::bulk::recv_main(port, timeout)),
         Cmd::BulkSend { to, port, seconds } => Ok(crate::up::bulk::send_main(to, port, seconds)),
+        Cmd::Ctl {
+            run_dir,
+            json,
+            target,
+            verb,
+        } => Ok(crate::ctl::run(&target, run_dir.as_deref(), &verb, json)),
         Cmd::Bench(BenchCmd::Pipeline { flows, engine }) => {
             Ok(crate::bench_pipeline::run(flows, engine))
         }

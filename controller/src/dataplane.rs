@@ -191,10 +191,26 @@ pub fn build_generation(
     workers: usize,
 ) -> Result<Generation, Vec<String>> {
     let c = custom_programs(plan)?;
-    let maps = Arc::new(
-        c.make_maps()
-            .map_err(|e| vec![format!("{}: maps: {e}", plan.source.display())])?,
-    );
+    generation_with(plan, &c, None, engine, workers)
+}
+
+/// [`build_generation`] with the custom programs loaded, and the maps to
+/// keep (a reload whose programs declare the same maps passes the running
+/// generation's, so their contents survive); `None`: new, empty maps.
+pub fn generation_with(
+    plan: &SwitchPlan,
+    c: &Customs,
+    maps: Option<Arc<Maps>>,
+    engine: Engine,
+    workers: usize,
+) -> Result<Generation, Vec<String>> {
+    let maps = match maps {
+        Some(m) => m,
+        None => Arc::new(
+            c.make_maps()
+                .map_err(|e| vec![format!("{}: maps: {e}", plan.source.display())])?,
+        ),
+    };
     Generation::build(&GenerationSpec {
         flows: &plan.flows,
         filters: &c.filters,
@@ -259,6 +275,17 @@ pub fn mem_datapath(
     ids: &[PortId],
     generation: Arc<Generation>,
 ) -> Result<(Datapath, Vec<Arc<MemPort>>), String> {
+    mem_datapath_for(plan, topology, ids, generation, 1)
+}
+
+/// [`mem_datapath`] for `workers` workers.
+pub fn mem_datapath_for(
+    plan: &SwitchPlan,
+    topology: Option<&TopologyPlan>,
+    ids: &[PortId],
+    generation: Arc<Generation>,
+    workers: usize,
+) -> Result<(Datapath, Vec<Arc<MemPort>>), String> {
     let mems: Vec<Arc<MemPort>> = ids
         .iter()
         .map(|&id| {
@@ -287,7 +314,7 @@ pub fn mem_datapath(
         }
     }
     let mac = MacTable::with_seed(MacConfig::default(), 0);
-    let dp = Datapath::new(ports, mac, meters(plan)?, generation, 1)
+    let dp = Datapath::new(ports, mac, meters(plan)?, generation, workers)
         .map_err(|e| format!("{}: {e}", plan.source.display()))?;
     Ok((dp, mems))
 }

@@ -26,7 +26,7 @@ use datapath::dp::pipeline::PacketTrace;
 use datapath::dp::pipeline::WorkerConfig;
 use datapath::dp::port::{Frame, PortId};
 use datapath::flow::spec::{Action, SetField};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::dataplane::{self, EngineOpt};
 use crate::model::{self, Loaded, SwitchPlan, TopologyPlan};
@@ -42,7 +42,7 @@ pub struct Input {
 }
 
 /// The flow chosen in one table.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TableHit {
     pub table: u8,
     /// `None`: no flow matched.
@@ -50,7 +50,7 @@ pub struct TableHit {
 }
 
 /// One frame sent.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Sent {
     pub port: PortId,
     /// Lowercase hex.
@@ -58,7 +58,7 @@ pub struct Sent {
 }
 
 /// What happened to one input frame (the `--json` object).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FrameTrace {
     pub tables: Vec<TableHit>,
     pub outputs: Vec<Sent>,
@@ -107,7 +107,7 @@ pub fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
 }
 
 /// The id of port `p` (an id, or a port name of the switch).
-fn resolve_port(plan: &SwitchPlan, p: &str) -> Result<PortId, String> {
+pub fn resolve_port(plan: &SwitchPlan, p: &str) -> Result<PortId, String> {
     if let Ok(id) = p.parse::<PortId>() {
         if plan.ports_known && !plan.ports.iter().any(|d| d.id == id) {
             return Err(format!(
@@ -169,7 +169,8 @@ pub fn trace_loaded(
     Ok(out)
 }
 
-fn report(g: &datapath::dp::pipeline::Generation, t: &PacketTrace) -> FrameTrace {
+/// A worker's trace of one packet in the report's terms (flow names).
+pub fn report(g: &datapath::dp::pipeline::Generation, t: &PacketTrace) -> FrameTrace {
     FrameTrace {
         tables: t
             .steps
@@ -280,49 +281,60 @@ pub fn to_text(loaded: &Loaded, inputs: &[Input], traces: &[FrameTrace]) -> Stri
     };
     let mut s = String::new();
     for (i, (input, t)) in inputs.iter().zip(traces).enumerate() {
-        let _ = writeln!(
-            s,
-            "frame {}: in_port {}, {} bytes, t = {} ms",
-            i + 1,
-            input.in_port,
-            input.frame.len(),
-            i as u64 * FRAME_INTERVAL_NS / 1_000_000
-        );
-        for h in &t.tables {
-            match h.flow.as_deref().and_then(|n| plan.flow(n)) {
-                Some(f) => {
-                    let actions: Vec<String> =
-                        f.actions.iter().map(|a| action_text(plan, a)).collect();
-                    let actions = if actions.is_empty() {
-                        "(no actions: drop)".to_string()
-                    } else {
-                        actions.join(", ")
-                    };
-                    let _ = writeln!(
-                        s,
-                        "  table {}: flow {} (priority {}): {actions}",
-                        h.table, f.name, f.priority
-                    );
-                }
-                None => {
-                    let _ = writeln!(s, "  table {}: no match: miss {}", h.table, plan.miss);
-                }
-            }
-        }
-        for o in &t.outputs {
-            let _ = writeln!(
-                s,
-                "  sent to port {} ({} bytes): {}",
-                o.port,
-                o.frame.len() / 2,
-                o.frame
-            );
-        }
-        if let Some(r) = &t.drop_reason {
-            let _ = writeln!(s, "  dropped: {r}");
-        }
+        let at_ms = i as u64 * FRAME_INTERVAL_NS / 1_000_000;
+        frame_text(&mut s, plan, i + 1, input, at_ms, t);
     }
     s
+}
+
+/// Appends the report of frame number `n` (from 1), which arrived at
+/// `at_ms`, to `s` (also the live `ctl trace`'s report).
+pub fn frame_text(
+    s: &mut String,
+    plan: &SwitchPlan,
+    n: usize,
+    input: &Input,
+    at_ms: u64,
+    t: &FrameTrace,
+) {
+    let _ = writeln!(
+        s,
+        "frame {n}: in_port {}, {} bytes, t = {at_ms} ms",
+        input.in_port,
+        input.frame.len(),
+    );
+    for h in &t.tables {
+        match h.flow.as_deref().and_then(|n| plan.flow(n)) {
+            Some(f) => {
+                let actions: Vec<String> = f.actions.iter().map(|a| action_text(plan, a)).collect();
+                let actions = if actions.is_empty() {
+                    "(no actions: drop)".to_string()
+                } else {
+                    actions.join(", ")
+                };
+                let _ = writeln!(
+                    s,
+                    "  table {}: flow {} (priority {}): {actions}",
+                    h.table, f.name, f.priority
+                );
+            }
+            None => {
+                let _ = writeln!(s, "  table {}: no match: miss {}", h.table, plan.miss);
+            }
+        }
+    }
+    for o in &t.outputs {
+        let _ = writeln!(
+            s,
+            "  sent to port {} ({} bytes): {}",
+            o.port,
+            o.frame.len() / 2,
+            o.frame
+        );
+    }
+    if let Some(r) = &t.drop_reason {
+        let _ = writeln!(s, "  dropped: {r}");
+    }
 }
 
 /// Runs the verb.

@@ -71,7 +71,7 @@ fn read(path: &Path) -> Result<String, LoadErrors> {
     })
 }
 
-fn dir_of(path: &Path) -> PathBuf {
+pub(crate) fn dir_of(path: &Path) -> PathBuf {
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -170,7 +170,7 @@ fn serde_error(file: &Arc<Path>, e: &serde_yaml::Error) -> ModelError {
     ModelError::Schema { at, msg }
 }
 
-fn parse<T: DeserializeOwned>(pos: &PosIndex, text: &str) -> Result<T, LoadErrors> {
+pub(crate) fn parse<T: DeserializeOwned>(pos: &PosIndex, text: &str) -> Result<T, LoadErrors> {
     serde_yaml::from_str(text).map_err(|e| LoadErrors::one(serde_error(pos.file(), &e)))
 }
 

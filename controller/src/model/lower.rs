@@ -176,7 +176,7 @@ impl Cx<'_> {
 
 /// A side table of eBPF programs, deduplicated by source.
 #[derive(Default)]
-struct Programs(Vec<EbpfProgram>);
+pub(crate) struct Programs(pub Vec<EbpfProgram>);
 
 impl Programs {
     fn add(&mut self, source: EbpfRef, at: Location) -> u32 {
@@ -401,52 +401,25 @@ pub(crate) fn lower_switch(
                 names.insert(&f.name, path.clone());
             }
 
-            let mpath = format!("{path}.match");
-            let in_port = f
-                .matches
-                .in_port
-                .as_ref()
-                .and_then(|p| match ports.resolve(p) {
-                    Ok(id) => Some(id),
-                    Err(hint) => {
-                        cx.errors.push(ModelError::UndefinedPort {
-                            at: cx.pos.value(&format!("{mpath}.in_port")),
-                            port: p.to_string(),
-                            hint,
-                        });
-                        None
-                    }
-                });
-            let filter = f.matches.ebpf.as_ref().and_then(|r| {
-                let at = cx.pos.value(&format!("{mpath}.ebpf"));
-                resolve_ebpf(r, dir, &format!("{mpath}.ebpf"), cx).map(|r| filters.add(r, at))
-            });
-            let matches = lower_match(&f.matches, in_port, &mpath, cx.pos, &mut cx.errors);
-
-            let actions = lower_actions(
+            let env = FlowEnv {
+                ports: &ports,
+                meters: &meters,
+                table_ids: &table_ids,
+                dir,
+            };
+            let lowered = lower_flow(
                 f,
                 tid,
                 &path,
-                &ports,
-                &meters,
-                &table_ids,
-                dir,
+                &env,
+                &mut filters,
                 &mut action_programs,
                 &mut goto_targets,
                 cx,
             );
-            if let Some(matches) = matches {
+            if let Some(spec) = lowered {
                 desc.flows.push(flows.len());
-                flows.push(FlowSpec {
-                    name: f.name.clone(),
-                    table: tid,
-                    priority: f.priority.0,
-                    matches,
-                    filter,
-                    actions,
-                    idle_timeout: f.idle_timeout,
-                    hard_timeout: f.hard_timeout,
-                });
+                flows.push(spec);
                 flow_at.push(cx.pos.value(&path));
                 flow_paths.push(path);
             }
@@ -490,6 +463,75 @@ pub(crate) fn lower_switch(
         action_programs: action_programs.0,
         warnings: std::mem::take(&mut cx.warnings),
     }
+}
+
+/// What a flow's references resolve against.
+pub(crate) struct FlowEnv<'a> {
+    pub ports: &'a PortTable,
+    pub meters: &'a [MeterDesc],
+    /// Table id → its index in the file.
+    pub table_ids: &'a BTreeMap<u8, usize>,
+    /// The switch file's directory (eBPF paths are relative to it).
+    pub dir: &'a Path,
+}
+
+/// Lowers one flow written at `path` (`""` for a document that is the
+/// flow itself) of table `table`: its match, filter and actions. `None`
+/// after reporting errors in `cx` (a match that cannot be lowered).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn lower_flow(
+    f: &super::switch::FlowEntry,
+    table: u8,
+    path: &str,
+    env: &FlowEnv<'_>,
+    filters: &mut Programs,
+    action_programs: &mut Programs,
+    goto_targets: &mut HashSet<u8>,
+    cx: &mut Cx,
+) -> Option<FlowSpec> {
+    let mpath = format!("{path}.match");
+    let in_port = f
+        .matches
+        .in_port
+        .as_ref()
+        .and_then(|p| match env.ports.resolve(p) {
+            Ok(id) => Some(id),
+            Err(hint) => {
+                cx.errors.push(ModelError::UndefinedPort {
+                    at: cx.pos.value(&format!("{mpath}.in_port")),
+                    port: p.to_string(),
+                    hint,
+                });
+                None
+            }
+        });
+    let filter = f.matches.ebpf.as_ref().and_then(|r| {
+        let at = cx.pos.value(&format!("{mpath}.ebpf"));
+        resolve_ebpf(r, env.dir, &format!("{mpath}.ebpf"), cx).map(|r| filters.add(r, at))
+    });
+    let matches = lower_match(&f.matches, in_port, &mpath, cx.pos, &mut cx.errors);
+    let actions = lower_actions(
+        f,
+        table,
+        path,
+        env.ports,
+        env.meters,
+        env.table_ids,
+        env.dir,
+        action_programs,
+        goto_targets,
+        cx,
+    );
+    Some(FlowSpec {
+        name: f.name.clone(),
+        table,
+        priority: f.priority.0,
+        matches: matches?,
+        filter,
+        actions,
+        idle_timeout: f.idle_timeout,
+        hard_timeout: f.hard_timeout,
+    })
 }
 
 #[allow(clippy::too_many_arguments)]

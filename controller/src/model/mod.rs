@@ -56,6 +56,7 @@
 //!   `expect_no_ping`, which is a warning (such a ping can only fail, as in
 //!   yaml.md's own example).
 
+pub mod added;
 pub mod error;
 pub mod load;
 pub mod lower;
@@ -69,6 +70,7 @@ pub mod value;
 #[cfg(test)]
 mod tests;
 
+pub use added::{lower_added, AddedFlow, ADDED_SOURCE};
 pub use error::{LoadErrors, Location, ModelError, Warning};
 pub use load::{
     from_str, kind_of, load, load_switch, load_topology, switch_from_str, topology_from_str,

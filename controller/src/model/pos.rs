@@ -293,8 +293,10 @@ impl PosIndex {
 
     /// Where the value at `path` starts; for a path that is absent (a key
     /// that was left out), the nearest present ancestor.
+    /// A path may start with `.` (the children of a document's root
+    /// written as `{root}.key` with an empty root).
     pub fn value(&self, path: &str) -> Location {
-        let mut p = path;
+        let mut p = path.strip_prefix('.').unwrap_or(path);
         loop {
             if let Some(e) = self.entries.get(p) {
                 return self.loc(e.value);
@@ -309,7 +311,7 @@ impl PosIndex {
     /// Where the key of the mapping entry at `path` is (the value's place for
     /// a sequence element); falls back like [`PosIndex::value`].
     pub fn key(&self, path: &str) -> Location {
-        match self.entries.get(path) {
+        match self.entries.get(path.strip_prefix('.').unwrap_or(path)) {
             Some(e) => self.loc(e.key.unwrap_or(e.value)),
             None => self.value(path),
         }

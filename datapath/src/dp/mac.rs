@@ -442,6 +442,23 @@ impl MacTable {
         out
     }
 
+    /// A separate table with the same settings and hash key holding the
+    /// live entries as they are at `now_ms` (for a trace against a running
+    /// switch that must not change its table).
+    pub fn snapshot(&self, now_ms: u64) -> MacTable {
+        let t = MacTable {
+            buckets: (0..self.buckets.len()).map(|_| Bucket::new()).collect(),
+            mask: self.mask,
+            hasher: self.hasher.clone(),
+            aging_ms: self.aging_ms,
+            refresh_ms: self.refresh_ms,
+        };
+        for e in self.entries(now_ms) {
+            t.learn(e.vlan, e.mac, e.port, now_ms.saturating_sub(e.age_ms));
+        }
+        t
+    }
+
     /// Live entries.
     pub fn len(&self, now_ms: u64) -> usize {
         self.entries(now_ms).len()
@@ -817,5 +834,21 @@ mod tests {
         assert_eq!(found, rounds * n);
         println!("mac_lookup: lookup + refresh of a known address: {ns:.1} ns");
         assert!(ns < 2_000.0);
+    }
+
+    #[test]
+    fn a_snapshot_is_independent() {
+        let t = MacTable::with_seed(MacConfig::default(), 7);
+        t.learn(0, 0x0200_0000_0001, 1, 1_000);
+        t.learn(5, 0x0200_0000_0002, 2, 2_000);
+        let s = t.snapshot(3_000);
+        assert_eq!(s.entries(3_000), t.entries(3_000));
+        // Moving an address in the copy leaves the original alone.
+        s.learn(0, 0x0200_0000_0001, 9, 3_000);
+        assert_eq!(s.lookup(0, 0x0200_0000_0001, 3_000), Some(9));
+        assert_eq!(t.lookup(0, 0x0200_0000_0001, 3_000), Some(1));
+        // Ages carry over: the entry seen at 2 s ages out at 302 s.
+        assert_eq!(s.lookup(5, 0x0200_0000_0002, 301_000), Some(2));
+        assert_eq!(s.lookup(5, 0x0200_0000_0002, 302_500), None);
     }
 }

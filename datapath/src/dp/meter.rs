@@ -140,6 +140,19 @@ impl Meter {
     }
 }
 
+impl Meter {
+    /// A separate meter in the same state (credit and refill time).
+    fn snapshot(&self) -> Meter {
+        Meter {
+            rate_kbps: self.rate_kbps,
+            burst_kb: self.burst_kb,
+            capacity: self.capacity,
+            credit: AtomicU64::new(self.credit.load(Ordering::Acquire)),
+            filled_to: AtomicU64::new(self.filled_to.load(Ordering::Acquire)),
+        }
+    }
+}
+
 /// The switch's meters, indexed as `Action::Meter(i)` refers to them.
 #[derive(Debug, Default)]
 pub struct Meters {
@@ -154,6 +167,14 @@ impl Meters {
             .map(|(rate, burst)| Meter::new(rate, burst))
             .collect::<Result<_, _>>()?;
         Ok(Meters { meters })
+    }
+
+    /// Separate meters in the state these are in now (for a trace
+    /// against a running switch that must not take their credit).
+    pub fn snapshot(&self) -> Meters {
+        Meters {
+            meters: self.meters.iter().map(Meter::snapshot).collect(),
+        }
     }
 
     #[inline]
@@ -354,5 +375,18 @@ mod tests {
             admitted + threads * size * 2 >= exact,
             "admitted {admitted} << {exact}"
         );
+    }
+
+    #[test]
+    fn a_snapshot_has_the_credit_but_not_the_bucket() {
+        let m = Meters::new([(8, 1)]).unwrap();
+        let live = m.get(0).unwrap();
+        assert!(live.admit(600, 0));
+        let s = m.snapshot();
+        let copy = s.get(0).unwrap();
+        assert_eq!(copy.available_bytes(0), 400);
+        assert!(copy.admit(400, 0));
+        assert_eq!(copy.available_bytes(0), 0);
+        assert_eq!(live.available_bytes(0), 400);
     }
 }

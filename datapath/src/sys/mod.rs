@@ -1,8 +1,11 @@
 //! The only place in flowswitch with `unsafe` code: executable memory for the
-//! JIT, calls into JIT code, and (later) TAP ioctls and namespace calls.
+//! JIT, calls into JIT code, socket peer credentials and the SIGHUP flag,
+//! and (later) TAP ioctls and namespace calls.
 //! Every `unsafe` block carries a `// SAFETY:` comment.
 
+pub mod cred;
 #[cfg(target_arch = "x86_64")]
 pub mod exec;
 #[cfg(target_arch = "x86_64")]
 pub mod jitcall;
+pub mod signal;

@@ -299,6 +299,27 @@ impl PortSet {
         }
     }
 
+    /// The same ports as in-process [`MemPort`](mem::MemPort)s (same ids,
+    /// names, up state and VLANs) that keep what they are sent: a trace
+    /// against a running switch sends nothing on its devices.
+    pub fn shadow(&self) -> PortSet {
+        let ports: Vec<Arc<dyn Port>> = self
+            .ports
+            .iter()
+            .map(|p| {
+                let m = mem::MemPort::new(p.id(), p.name());
+                m.set_up(p.is_up());
+                Arc::new(m) as Arc<dyn Port>
+            })
+            .collect();
+        PortSet {
+            ids: self.ids.clone(),
+            index: self.index.clone(),
+            vlans: self.vlans.clone(),
+            ports,
+        }
+    }
+
     /// `(id, queues)` of every port in index order (for
     /// [`SwitchStats::new`](crate::dp::stats::SwitchStats::new)).
     pub fn queue_layout(&self) -> Vec<(PortId, u16)> {
@@ -377,5 +398,23 @@ mod tests {
         p.set_up(false);
         assert!(!s.is_up(0));
         assert!(!s.is_up(1));
+    }
+
+    #[test]
+    fn a_shadow_keeps_ids_vlans_and_state_but_not_the_devices() {
+        let a = Arc::new(mem::MemPort::new(4, "a"));
+        let b = Arc::new(mem::MemPort::new(2, "b"));
+        b.set_up(false);
+        let mut s =
+            PortSet::new(vec![a.clone() as Arc<dyn Port>, b.clone() as Arc<dyn Port>]).unwrap();
+        s.set_vlans(4, Some(VlanSet::of([10]).unwrap())).unwrap();
+        let sh = s.shadow();
+        assert_eq!(sh.ids(), &[2, 4]);
+        assert_eq!(sh.index_of(4), Some(1));
+        assert!(!sh.is_up(0));
+        assert!(sh.is_up(1));
+        assert!(sh.carries(1, 10) && !sh.carries(1, 11));
+        assert_eq!(sh.get(1).map(|p| p.name().to_string()), Some("a".into()));
+        assert!(!Arc::ptr_eq(sh.get(1).unwrap(), s.get(1).unwrap()));
     }
 }
