@@ -442,6 +442,10 @@ impl Worker {
                     }
                     match Verdict::from_code(r) {
                         Some(Verdict::Done) => break None,
+                        Some(Verdict::Output(p)) => {
+                            cx.state.output(cx.frame.data(), p, FINAL);
+                            break None;
+                        }
                         Some(Verdict::Drop(r)) => break Some(drop_reason(r)),
                         Some(Verdict::Goto(n)) if n > table => {
                             if gen.flow(f).is_some_and(|i| i.unstable) {
