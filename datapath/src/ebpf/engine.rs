@@ -73,6 +73,15 @@ impl Loaded {
             Loaded::Jit(j) => j.run(input),
         }
     }
+
+    /// Where the program's machine code starts (JIT only), for prefetching.
+    #[inline]
+    pub fn code_addr(&self) -> Option<usize> {
+        match self {
+            Loaded::Interp(_) => None,
+            Loaded::Jit(j) => j.code_addr(),
+        }
+    }
 }
 
 /// The verdict on one conformance case.

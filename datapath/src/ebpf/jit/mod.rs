@@ -304,6 +304,20 @@ impl JitProgram {
         }
     }
 
+    /// The address of the program's first instruction (`None` where there
+    /// is no JIT), for prefetching.
+    #[inline]
+    pub fn code_addr(&self) -> Option<usize> {
+        #[cfg(target_arch = "x86_64")]
+        {
+            Some(self.native.entry.body_addr())
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            None
+        }
+    }
+
     /// The program's machine code (empty where there is no JIT).
     pub fn code(&self) -> &[u8] {
         #[cfg(target_arch = "x86_64")]
