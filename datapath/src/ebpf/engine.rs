@@ -74,6 +74,17 @@ impl Loaded {
         }
     }
 
+    /// Whether a run may call helpers (`true` when not known: the
+    /// interpreter's programs). A context-entry program that calls none
+    /// leaves its packet window where it was.
+    #[inline]
+    pub fn may_call_helpers(&self) -> bool {
+        match self {
+            Loaded::Interp(_) => true,
+            Loaded::Jit(j) => j.calls_helpers(),
+        }
+    }
+
     /// Where the program's machine code starts (JIT only), for prefetching.
     #[inline]
     pub fn code_addr(&self) -> Option<usize> {

@@ -154,6 +154,9 @@ pub struct PacketState {
     // The current packet.
     in_port: PortId,
     in_index: Option<usize>,
+    /// The port `in_index` was looked up for (`None`: not yet, or the
+    /// ports changed).
+    in_index_of: Option<PortId>,
     now_ns: u64,
     now_ms: u64,
     /// The flow being run (the pipeline's numbering).
@@ -199,6 +202,7 @@ impl PacketState {
             trace: None,
             in_port: 0,
             in_index: None,
+            in_index_of: None,
             now_ns: 0,
             now_ms: 0,
             flow: 0,
@@ -216,6 +220,7 @@ impl PacketState {
         self.ports = ports;
         self.counters = counters;
         self.in_index = None;
+        self.in_index_of = None;
         self.pending = None;
     }
 
@@ -238,10 +243,16 @@ impl PacketState {
     /// Starts a packet received on `in_port` at `now_ns`.
     #[inline]
     pub fn begin(&mut self, in_port: PortId, now_ns: u64) {
+        // A batch's packets share the port and the clock.
+        if self.in_index_of != Some(in_port) {
+            self.in_index = self.ports.index_of(in_port);
+            self.in_index_of = Some(in_port);
+        }
         self.in_port = in_port;
-        self.in_index = self.ports.index_of(in_port);
-        self.now_ns = now_ns;
-        self.now_ms = now_ns / 1_000_000;
+        if now_ns != self.now_ns {
+            self.now_ns = now_ns;
+            self.now_ms = now_ns / 1_000_000;
+        }
         self.flow = 0;
         self.table = 0;
         self.drop = None;

@@ -151,6 +151,8 @@ struct Native {
     /// needs no stack zeroing: a run only checks the context's size and
     /// packet window and calls the code ([`JitProgram::run_ctx_lean`]).
     lean: bool,
+    /// The code calls helpers.
+    helper_calls: bool,
     /// `env.budget`.
     budget: u64,
     /// The code reads the context's bounds.
@@ -304,6 +306,21 @@ impl JitProgram {
         }
     }
 
+    /// Whether the program calls helpers (`true` where there is no JIT:
+    /// unknown). Without helpers a context-entry program cannot move its
+    /// packet window (`data` / `data_end` are read-only to programs).
+    #[inline]
+    pub fn calls_helpers(&self) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            self.native.helper_calls
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            true
+        }
+    }
+
     /// The address of the program's first instruction (`None` where there
     /// is no JIT), for prefetching.
     #[inline]
@@ -453,6 +470,7 @@ pub fn compile_many(progs: &[&Program]) -> Result<Vec<JitProgram>, JitError> {
                     ctx_entry,
                     slow: ctx_entry || stack_zero > 0 || part.ctx_bounds,
                     lean: ctx_entry && stack_zero == 0 && !part.uses_vm,
+                    helper_calls: part.helper_calls,
                     budget: prog.env.budget,
                     ctx_bounds: part.ctx_bounds,
                     window,

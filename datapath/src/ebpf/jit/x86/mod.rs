@@ -65,6 +65,8 @@ pub(super) struct Emitted {
     /// The code reads or writes the `VmCtx` (region bounds, budget, call
     /// limit, helper calls); without it a run needs no set-up at all.
     pub uses_vm: bool,
+    /// The code calls helpers.
+    pub helper_calls: bool,
 }
 
 /// Index of a region's bounds in the `VmCtx` (map values have theirs
@@ -244,6 +246,7 @@ pub(super) fn emit_program(a: &mut Asm, prog: &Program) -> Result<Emitted, JitEr
         len: end - start,
         ctx_bounds: s.helper_calls || s.guarded[REGION_CTX].iter().any(|&g| g),
         uses_vm: g.frame.vm,
+        helper_calls: s.helper_calls,
     })
 }
 
