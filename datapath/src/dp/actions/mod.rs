@@ -266,7 +266,7 @@ impl PacketState {
     /// of the pipeline (no match). Call it after every packet, whatever the
     /// programs returned: outputs already made stand. `frame` must be the
     /// packet as the programs left it (window updated after VLAN changes).
-    #[inline]
+    #[inline(always)]
     pub fn finish(&mut self, frame: &mut Frame, verdict: Option<DropReason>) -> Outcome {
         if let Some(idx) = self.pending.take() {
             self.tx.move_to(idx, frame);
@@ -340,7 +340,7 @@ impl PacketState {
     }
 
     /// Sends `data` to the port at `idx` (known to exist and be up).
-    #[inline]
+    #[inline(always)]
     fn emit(&mut self, idx: usize, data: &[u8], last: bool) {
         self.settle(data);
         if let Some(t) = &mut self.trace {
@@ -368,7 +368,7 @@ impl PacketState {
     }
 
     /// `output`: sends the packet `data` to `port` (helper 16).
-    #[inline]
+    #[inline(always)]
     pub fn output(&mut self, data: &[u8], port: PortId, flags: u64) {
         match self.ports.index_of(port) {
             Some(idx) if self.ports.is_up(idx) => self.emit(idx, data, flags & FINAL != 0),

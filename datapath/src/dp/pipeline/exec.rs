@@ -49,7 +49,7 @@ pub fn begin_ctx(ctx: &mut FlowCtx, frame: &Frame, parsed: &Parsed) {
 /// Runs `prog` on `frame` with `ctx` (set up by [`begin_ctx`], table set)
 /// and the worker's `state`; returns r0. The frame's window follows any
 /// change a helper made to it.
-#[inline]
+#[inline(always)]
 pub fn run(
     prog: &Loaded,
     scratch: &mut JitScratch,

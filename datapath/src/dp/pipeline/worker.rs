@@ -412,7 +412,6 @@ impl Worker {
         let gen: &Generation = generation;
         state.begin(in_port, now_ns);
         exec::begin_ctx(ctx, frame, parsed);
-        let key0 = parsed.key;
         let mut path = PathRec {
             len: 0,
             flows: [NO_FLOW; PATH_MAX],
@@ -502,7 +501,9 @@ impl Worker {
             if path.cacheable && path.len <= PATH_MAX {
                 if let Some(emc) = emc {
                     emc.insert(
-                        key0,
+                        // The packet's original key (the context's may
+                        // have been rewritten).
+                        parsed.key,
                         CachedPath {
                             generation: gen.id(),
                             len: path.len as u8,
