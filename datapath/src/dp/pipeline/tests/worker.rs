@@ -251,8 +251,9 @@ fn output_return_codes_send_like_the_output_helper_on_both_engines() {
         .payload(&[7; 3])
         .build();
     assert_eq!(udp(5, 3)[22], 64, "the builder's default TTL");
+    type Sent = Vec<(u32, Vec<u8>)>;
     // (frame, in_port, outputs, drop)
-    let cases: Vec<(Vec<u8>, u32, Vec<(u32, Vec<u8>)>, Option<DropReason>)> = vec![
+    let cases: Vec<(Vec<u8>, u32, Sent, Option<DropReason>)> = vec![
         (udp(1, 3), 1, vec![(2, udp(1, 3))], None),
         (udp(2, 3), 1, vec![(3, udp(2, 3)), (4, udp(2, 3))], None),
         (udp(3, 3), 4, vec![(4, udp(3, 3))], None),
@@ -267,11 +268,10 @@ fn output_return_codes_send_like_the_output_helper_on_both_engines() {
         for round in 0..2 {
             for (bytes, in_port, outs, drop) in &cases {
                 let t = w.trace(&mut Frame::from_bytes(bytes), *in_port, 0);
-                let got: Vec<(u32, Vec<u8>)> =
-                    t.outputs.into_iter().map(|o| (o.port, o.frame)).collect();
+                let got: Sent = t.outputs.into_iter().map(|o| (o.port, o.frame)).collect();
                 assert_eq!(&got, outs, "{engine:?} round {round}");
                 assert_eq!(t.drop, *drop, "{engine:?} round {round}");
-                let sent: Vec<(u32, Vec<u8>)> = rig
+                let sent: Sent = rig
                     .sent()
                     .into_iter()
                     .enumerate()

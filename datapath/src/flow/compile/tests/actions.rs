@@ -195,7 +195,12 @@ fn a_final_output_is_the_output_return_code_not_a_helper_call() {
             u64::from(u32::MAX) << 8 | 4,
             vec![],
         ),
-        (vec![Action::InPort], 0x8000_0007, 0x8000_0007_04, vec![]),
+        (
+            vec![Action::InPort],
+            0x8000_0007,
+            0x8000_0007 << 8 | 4,
+            vec![],
+        ),
         (
             vec![Action::InPort, Action::InPort],
             9,
