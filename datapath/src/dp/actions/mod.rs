@@ -35,7 +35,10 @@
 //! queue. Any later output, flood, normal or VLAN change first queues a
 //! copy of the packet for the recorded port, as it is at that moment, so a
 //! broken promise costs a copy, never a frame: but a packet written by a
-//! program's own stores after a FINAL output goes out as written.
+//! program's own stores after a FINAL output goes out as written. A flow
+//! program's OUTPUT return code (its last action is an output) is the
+//! pipeline calling [`PacketState::output`] with [`FINAL`] after the run:
+//! the same path, without the helper call.
 //!
 //! # Semantics
 //!

@@ -10,8 +10,9 @@
 //!    program; without one (a miss, or the program declined), ask the
 //!    table's classifier, whose `accept` callback runs the candidate's
 //!    program (a custom filter may decline, and the next candidate is
-//!    tried). The program's return code says done, goto table N, or
-//!    dropped. A table with no matching flow applies the miss policy.
+//!    tried). The program's return code says done, output to port P (the
+//!    worker sends the frame itself), goto table N, or dropped. A table
+//!    with no matching flow applies the miss policy.
 //! 4. The path goes into the cache when a classifier was asked and the
 //!    path is one the same key will always take (no filter declined, no
 //!    key change the key itself does not determine before a goto).
