@@ -160,6 +160,9 @@ struct Native {
     /// For `Entry::Ctx`: where the context keeps the packet window, and
     /// the layout's size.
     window: WindowFields,
+    /// For lean entries: the offsets of `data` and `data_end` (the layout
+    /// has both).
+    window_offs: (usize, usize),
     ctx_size: usize,
     /// Bytes at the top of the eBPF stack to zero before each run.
     stack_zero: usize,
@@ -245,8 +248,28 @@ impl JitProgram {
     #[cfg(target_arch = "x86_64")]
     #[inline]
     fn run_ctx_lean(&self, scratch: &mut JitScratch, input: RunInput<'_>) -> Result<u64, RunError> {
-        self.ctx_window(&input)?;
         let n = &self.native;
+        let (data_off, end_off) = n.window_offs;
+        let word = |off: usize| {
+            input
+                .ctx
+                .get(off..)
+                .and_then(|b| b.first_chunk::<8>())
+                .map(|b| u64::from_le_bytes(*b))
+        };
+        let base = input.pkt.as_ptr() as u64;
+        let ok = input.ctx.len() >= n.ctx_size
+            && match (word(data_off), word(end_off)) {
+                (Some(data), Some(end)) => {
+                    let (s, e) = (data.wrapping_sub(base), end.wrapping_sub(base));
+                    s <= e && e <= input.pkt.len() as u64
+                }
+                _ => false,
+            };
+        if !ok {
+            // The general entry says what is wrong.
+            return self.run_slow(scratch, input);
+        }
         jitcall::enter_ctx_lean(&n.entry, &mut scratch.state, input.pkt, input.ctx, n.budget)
             .or_else(run_error)
     }
@@ -469,7 +492,12 @@ pub fn compile_many(progs: &[&Program]) -> Result<Vec<JitProgram>, JitError> {
                     _env: prog.env.clone(),
                     ctx_entry,
                     slow: ctx_entry || stack_zero > 0 || part.ctx_bounds,
-                    lean: ctx_entry && stack_zero == 0 && !part.uses_vm,
+                    lean: ctx_entry
+                        && stack_zero == 0
+                        && !part.uses_vm
+                        && window.start.is_some()
+                        && window.end.is_some(),
+                    window_offs: (window.start.unwrap_or(0), window.end.unwrap_or(0)),
                     helper_calls: part.helper_calls,
                     budget: prog.env.budget,
                     ctx_bounds: part.ctx_bounds,
