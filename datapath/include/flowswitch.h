@@ -76,6 +76,10 @@ _Static_assert(sizeof(struct fs_ctx) == 128, "struct fs_ctx is 128 bytes");
 #define FS_DROP_METER 2
 #define FS_DROP_TTL 3
 #define FS_DROP_CUSTOM 4
+/* Matched; the packet goes to port as it is now, and nothing else happens:
+ * the same as fs_output(ctx, port, FS_F_FINAL) followed by return FS_DONE,
+ * without the helper call. */
+#define FS_OUTPUT(port) (4 | ((__u64)(port) << 8))
 
 /* flags of fs_output, fs_flood, fs_normal: nothing after this call reads or
  * changes the packet (the switch may move it instead of copying). */

@@ -1,64 +1,94 @@
 //! The exact-match cache: one per worker, keyed by the whole flow key.
 //!
 //! A fixed power-of-two array of buckets, [`EMC_WAYS`] slots each. A key's
-//! bucket comes from an ahash of its ten words. `get` compares at most
-//! `EMC_WAYS` keys and never allocates; `insert` puts the new entry in the
-//! bucket's first way and shifts the others down, so the least recently
-//! inserted entry of a full bucket is the one replaced.
+//! bucket and 32-bit tag come from a multiply hash of its ten words; `get`
+//! compares the whole key only in a way whose tag matches (almost always
+//! just the right one) and never allocates; `insert` puts the new entry in
+//! the bucket's first way and shifts the others down, so the least
+//! recently inserted entry of a full bucket is the one replaced. Four ways
+//! keep a few keys that share a bucket from evicting each other in turn.
 //!
 //! The cache knows nothing of tables: the caller stores what it needs in `V`
 //! (flow handles and a table generation, say) and treats an entry of an old
 //! generation as a miss.
 
 use super::hash::same_words;
-use crate::flow::key::FlowKey;
+use crate::flow::key::{FlowKey, KEY_WORDS};
 
 /// Default number of entries.
 pub const EMC_DEFAULT_ENTRIES: usize = 8192;
 /// Slots per bucket.
-pub const EMC_WAYS: usize = 2;
+pub const EMC_WAYS: usize = 4;
 
-static HASH: ahash::RandomState = ahash::RandomState::with_seeds(
-    0x9e37_79b9_7f4a_7c15,
-    0xbf58_476d_1ce4_e5b9,
-    0x94d0_49bb_1331_11eb,
-    0x2545_f491_4f6c_dd1d,
-);
+/// Odd constants (from the fractional digits of pi) that spread each key
+/// word before the multiplies.
+const SEEDS: [u64; KEY_WORDS + 1] = [
+    0x243f_6a88_85a3_08d3,
+    0x1319_8a2e_0370_7344,
+    0xa409_3822_299f_31d1,
+    0x082e_fa98_ec4e_6c89,
+    0x4528_21e6_38d0_1377,
+    0xbe54_66cf_34e9_0c6d,
+    0xc0ac_29b7_c97c_50dd,
+    0x3f84_d5b5_b547_0917,
+    0x9216_d5d9_8979_fb1b,
+    0xd131_0ba6_98df_b5ad,
+    0xb8e1_afed_6a26_7e97,
+];
 
-/// The bucket hash of a whole key.
+/// The high and low halves of the 128-bit product, folded together.
+#[inline(always)]
+fn fold(a: u64, b: u64) -> u64 {
+    let p = u128::from(a) * u128::from(b);
+    (p as u64) ^ ((p >> 64) as u64)
+}
+
+/// The hash of a whole key: one independent multiply per pair of words
+/// (they run in parallel), summed and mixed once more. Keys come from
+/// packets, but the cache holds only what the classifier chose for them,
+/// so a crafted collision costs the sender a classifier lookup, nothing
+/// more: speed matters more here than resistance to chosen keys.
 #[inline]
 fn key_hash(key: &FlowKey) -> u64 {
-    super::hash::hash_words(&HASH, &key.words)
+    let w = &key.words;
+    let mut h = 0u64;
+    for i in (0..KEY_WORDS).step_by(2) {
+        h = h.wrapping_add(fold(w[i] ^ SEEDS[i], w[i + 1] ^ SEEDS[i + 1]));
+    }
+    fold(h, SEEDS[KEY_WORDS])
 }
 
+/// One bucket: the ways' tags (a hash's high bits, never 0; 0 = empty),
+/// then their keys and values. A probe reads the tags, then the key and
+/// value of the way whose tag matches: three or four cache lines.
 #[derive(Debug, Clone, Copy)]
-struct Slot<V: Copy> {
-    key: FlowKey,
-    value: Option<V>,
-}
-
-/// One bucket, cache-line aligned so that it spans as few lines as
-/// possible.
-#[derive(Debug, Clone, Copy)]
-#[repr(align(64))]
+#[repr(C, align(64))]
 struct Bucket<V: Copy> {
-    ways: [Slot<V>; EMC_WAYS],
+    tags: [u32; EMC_WAYS],
+    keys: [FlowKey; EMC_WAYS],
+    values: [V; EMC_WAYS],
 }
 
 /// A fixed-size exact-match cache from flow keys to `V`.
 #[derive(Debug, Clone)]
-pub struct Emc<V: Copy> {
+pub struct Emc<V: Copy + Default> {
     buckets: Box<[Bucket<V>]>,
     bucket_mask: usize,
 }
 
-impl<V: Copy> Default for Emc<V> {
+impl<V: Copy + Default> Default for Emc<V> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<V: Copy> Emc<V> {
+/// The tag of a hash (its high 32 bits, 0 made 1).
+#[inline]
+fn tag_of(h: u64) -> u32 {
+    ((h >> 32) as u32).max(1)
+}
+
+impl<V: Copy + Default> Emc<V> {
     /// A cache of [`EMC_DEFAULT_ENTRIES`] entries.
     pub fn new() -> Self {
         Self::with_capacity(EMC_DEFAULT_ENTRIES)
@@ -68,19 +98,14 @@ impl<V: Copy> Emc<V> {
     /// at least one bucket).
     pub fn with_capacity(entries: usize) -> Self {
         let n = entries.max(EMC_WAYS).next_power_of_two();
-        let empty = Slot {
-            key: FlowKey::default(),
-            value: None,
-        };
         let buckets = n / EMC_WAYS;
+        let empty = Bucket {
+            tags: [0; EMC_WAYS],
+            keys: [FlowKey::default(); EMC_WAYS],
+            values: [V::default(); EMC_WAYS],
+        };
         Emc {
-            buckets: vec![
-                Bucket {
-                    ways: [empty; EMC_WAYS]
-                };
-                buckets
-            ]
-            .into_boxed_slice(),
+            buckets: vec![empty; buckets].into_boxed_slice(),
             bucket_mask: buckets - 1,
         }
     }
@@ -98,40 +123,42 @@ impl<V: Copy> Emc<V> {
     /// The value cached for `key`.
     #[inline]
     pub fn get(&self, key: &FlowKey) -> Option<V> {
-        let ways = &self.buckets.get(self.bucket(key))?.ways;
-        ways.iter()
-            .find(|s| s.value.is_some() && same_words(&s.key.words, &key.words))
-            .and_then(|s| s.value)
+        let h = key_hash(key);
+        let b = self.buckets.get(h as usize & self.bucket_mask)?;
+        let tag = tag_of(h);
+        (0..EMC_WAYS)
+            .filter(|&i| b.tags[i] == tag)
+            .find(|&i| same_words(&b.keys[i].words, &key.words))
+            .map(|i| b.values[i])
     }
 
     /// Caches `value` for `key`: updates the key's entry if present, else
     /// takes the bucket's first way, evicting its last.
     #[inline]
     pub fn insert(&mut self, key: FlowKey, value: V) {
-        let b = self.bucket(&key);
-        let Some(Bucket { ways }) = self.buckets.get_mut(b) else {
+        let h = key_hash(&key);
+        let tag = tag_of(h);
+        let Some(b) = self.buckets.get_mut(h as usize & self.bucket_mask) else {
             return;
         };
-        if let Some(s) = ways
-            .iter_mut()
-            .find(|s| s.value.is_some() && same_words(&s.key.words, &key.words))
+        if let Some(i) =
+            (0..EMC_WAYS).find(|&i| b.tags[i] == tag && same_words(&b.keys[i].words, &key.words))
         {
-            s.value = Some(value);
+            b.values[i] = value;
             return;
         }
-        ways.rotate_right(1);
-        if let Some(first) = ways.first_mut() {
-            *first = Slot {
-                key,
-                value: Some(value),
-            };
-        }
+        b.tags.rotate_right(1);
+        b.keys.rotate_right(1);
+        b.values.rotate_right(1);
+        b.tags[0] = tag;
+        b.keys[0] = key;
+        b.values[0] = value;
     }
 
     /// Forgets every entry.
     pub fn clear(&mut self) {
-        for s in self.buckets.iter_mut().flat_map(|b| b.ways.iter_mut()) {
-            s.value = None;
+        for b in self.buckets.iter_mut() {
+            b.tags = [0; EMC_WAYS];
         }
     }
 
@@ -139,8 +166,8 @@ impl<V: Copy> Emc<V> {
     pub fn len(&self) -> usize {
         self.buckets
             .iter()
-            .flat_map(|b| b.ways.iter())
-            .filter(|s| s.value.is_some())
+            .flat_map(|b| b.tags.iter())
+            .filter(|&&t| t != 0)
             .count()
     }
 

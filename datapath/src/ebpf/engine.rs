@@ -73,6 +73,26 @@ impl Loaded {
             Loaded::Jit(j) => j.run(input),
         }
     }
+
+    /// Whether a run may call helpers (`true` when not known: the
+    /// interpreter's programs). A context-entry program that calls none
+    /// leaves its packet window where it was.
+    #[inline]
+    pub fn may_call_helpers(&self) -> bool {
+        match self {
+            Loaded::Interp(_) => true,
+            Loaded::Jit(j) => j.calls_helpers(),
+        }
+    }
+
+    /// Where the program's machine code starts (JIT only), for prefetching.
+    #[inline]
+    pub fn code_addr(&self) -> Option<usize> {
+        match self {
+            Loaded::Interp(_) => None,
+            Loaded::Jit(j) => j.code_addr(),
+        }
+    }
 }
 
 /// The verdict on one conformance case.

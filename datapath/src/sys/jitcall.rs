@@ -305,6 +305,24 @@ pub fn enter_mem(
     call(entry, st, pkt.as_mut_ptr() as u64, pkt.len() as u64, budget)
 }
 
+/// [`enter`] for an [`EntryArg::Ctx`] program whose code never reads or
+/// writes the `VmCtx` (the JIT found no helper call, guarded access, back
+/// edge or local call in it): r1 = the context, nothing stored. The caller
+/// has checked that `ctx` is as large as the program's context layout and
+/// that the window it describes lies in `pkt`; both stay borrowed for the
+/// run.
+#[inline]
+pub fn enter_ctx_lean(
+    entry: &ExecEntry,
+    st: &mut RunState,
+    pkt: &mut [u8],
+    ctx: &mut [u8],
+    budget: u64,
+) -> Result<u64, RawError> {
+    let _ = pkt;
+    call(entry, st, ctx.as_mut_ptr() as u64, 0, budget)
+}
+
 #[inline]
 fn call(
     entry: &ExecEntry,

@@ -108,20 +108,27 @@ pub fn frame_window(ctx: &[u8], frame: &mut Frame) -> Result<(), FrameError> {
 /// `data` / `data_end` (the window `start..start + len` of the buffer at
 /// address `base`), `pkt_len`, `l3_off` and `l4_off`. The pipeline calls it
 /// before a packet's first program; the VLAN helpers after changing it.
+#[inline]
 pub fn write_packet(ctx: &mut [u8], base: u64, start: usize, len: usize, parsed: &Parsed) {
-    for (i, w) in parsed.key.words.iter().enumerate() {
-        put(ctx, CTX_KEY + i * 8, &w.to_le_bytes());
+    // The key, data, data_end, the offsets and the length are adjacent
+    // (bytes 0..104): build them in one array and store it at once.
+    const END: usize = CTX_PKT_LEN + 4;
+    const _: () = assert!(CTX_KEY == 0);
+    let mut b = [0u8; END];
+    for (dst, w) in b.chunks_exact_mut(8).zip(parsed.key.words.iter()) {
+        dst.copy_from_slice(&w.to_le_bytes());
     }
     let data = base.wrapping_add(start as u64);
-    put(ctx, CTX_DATA, &data.to_le_bytes());
+    put(&mut b, CTX_DATA, &data.to_le_bytes());
     put(
-        ctx,
+        &mut b,
         CTX_DATA_END,
         &data.wrapping_add(len as u64).to_le_bytes(),
     );
-    put(ctx, CTX_L3_OFF, &parsed.l3.to_le_bytes());
-    put(ctx, CTX_L4_OFF, &parsed.l4.to_le_bytes());
-    put(ctx, CTX_PKT_LEN, &(len as u32).to_le_bytes());
+    put(&mut b, CTX_L3_OFF, &parsed.l3.to_le_bytes());
+    put(&mut b, CTX_L4_OFF, &parsed.l4.to_le_bytes());
+    put(&mut b, CTX_PKT_LEN, &(len as u32).to_le_bytes());
+    put(ctx, CTX_KEY, &b);
 }
 
 /// The packet window of a helper call.

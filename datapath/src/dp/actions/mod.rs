@@ -35,7 +35,10 @@
 //! queue. Any later output, flood, normal or VLAN change first queues a
 //! copy of the packet for the recorded port, as it is at that moment, so a
 //! broken promise costs a copy, never a frame: but a packet written by a
-//! program's own stores after a FINAL output goes out as written.
+//! program's own stores after a FINAL output goes out as written. A flow
+//! program's OUTPUT return code (its last action is an output) is the
+//! pipeline calling [`PacketState::output`] with [`FINAL`] after the run:
+//! the same path, without the helper call.
 //!
 //! # Semantics
 //!
@@ -154,6 +157,9 @@ pub struct PacketState {
     // The current packet.
     in_port: PortId,
     in_index: Option<usize>,
+    /// The port `in_index` was looked up for (`None`: not yet, or the
+    /// ports changed).
+    in_index_of: Option<PortId>,
     now_ns: u64,
     now_ms: u64,
     /// The flow being run (the pipeline's numbering).
@@ -199,6 +205,7 @@ impl PacketState {
             trace: None,
             in_port: 0,
             in_index: None,
+            in_index_of: None,
             now_ns: 0,
             now_ms: 0,
             flow: 0,
@@ -216,6 +223,7 @@ impl PacketState {
         self.ports = ports;
         self.counters = counters;
         self.in_index = None;
+        self.in_index_of = None;
         self.pending = None;
     }
 
@@ -238,10 +246,16 @@ impl PacketState {
     /// Starts a packet received on `in_port` at `now_ns`.
     #[inline]
     pub fn begin(&mut self, in_port: PortId, now_ns: u64) {
+        // A batch's packets share the port and the clock.
+        if self.in_index_of != Some(in_port) {
+            self.in_index = self.ports.index_of(in_port);
+            self.in_index_of = Some(in_port);
+        }
         self.in_port = in_port;
-        self.in_index = self.ports.index_of(in_port);
-        self.now_ns = now_ns;
-        self.now_ms = now_ns / 1_000_000;
+        if now_ns != self.now_ns {
+            self.now_ns = now_ns;
+            self.now_ms = now_ns / 1_000_000;
+        }
         self.flow = 0;
         self.table = 0;
         self.drop = None;
@@ -255,7 +269,7 @@ impl PacketState {
     /// of the pipeline (no match). Call it after every packet, whatever the
     /// programs returned: outputs already made stand. `frame` must be the
     /// packet as the programs left it (window updated after VLAN changes).
-    #[inline]
+    #[inline(always)]
     pub fn finish(&mut self, frame: &mut Frame, verdict: Option<DropReason>) -> Outcome {
         if let Some(idx) = self.pending.take() {
             self.tx.move_to(idx, frame);
@@ -329,7 +343,7 @@ impl PacketState {
     }
 
     /// Sends `data` to the port at `idx` (known to exist and be up).
-    #[inline]
+    #[inline(always)]
     fn emit(&mut self, idx: usize, data: &[u8], last: bool) {
         self.settle(data);
         if let Some(t) = &mut self.trace {
@@ -357,7 +371,7 @@ impl PacketState {
     }
 
     /// `output`: sends the packet `data` to `port` (helper 16).
-    #[inline]
+    #[inline(always)]
     pub fn output(&mut self, data: &[u8], port: PortId, flags: u64) {
         match self.ports.index_of(port) {
             Some(idx) if self.ports.is_up(idx) => self.emit(idx, data, flags & FINAL != 0),

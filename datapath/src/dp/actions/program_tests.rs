@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use super::abi::{self, flow_registry};
-use super::{Outcome, PacketState};
+use super::{Outcome, PacketState, FINAL};
 use crate::dp::mac::{MacConfig, MacTable};
 use crate::dp::meter::Meters;
 use crate::dp::port::{Frame, MemPort, Port, PortId, PortSet};
@@ -86,6 +86,9 @@ impl Dp {
             }
         }
         abi::frame_window(&ctx, &mut frame).unwrap();
+        if let Some(Verdict::Output(p)) = verdict {
+            self.st.output(frame.data(), p, FINAL);
+        }
         let drop = match verdict {
             Some(Verdict::Drop(r)) => Some(match r {
                 FlowDrop::Explicit => DropReason::Explicit,
@@ -192,7 +195,7 @@ fn push_vlan_then_output_sends_the_tagged_frame() {
     vlan::push(&mut want, 3 << 13 | 100).unwrap();
     assert_eq!(want, tagged(H1, H2, 100, 3));
     assert_eq!(r[0].ports, only(2, vec![want]));
-    assert_eq!(r[0].verdict, Some(Verdict::Done));
+    assert_eq!(r[0].verdict, Some(Verdict::Output(2)));
     assert_eq!(r[0].outcome.drop, None);
 }
 
@@ -316,10 +319,10 @@ fn meters_drop_over_their_rate() {
     assert_eq!(
         passed,
         vec![
-            Some(Verdict::Done),
-            Some(Verdict::Done),
+            Some(Verdict::Output(4)),
+            Some(Verdict::Output(4)),
             meter,
-            Some(Verdict::Done)
+            Some(Verdict::Output(4))
         ]
     );
     assert_eq!(r[2].outcome.drop, Some(DropReason::Meter));
@@ -330,14 +333,15 @@ fn meters_drop_over_their_rate() {
         &flow(vec![Action::Meter(1), Action::Output(vec![4])]),
         &[(big.clone(), 1, 0), (big.clone(), 1, 0), (big, 1, 0)],
     );
-    assert!(r.iter().all(|s| s.verdict == Some(Verdict::Done)));
+    assert!(r.iter().all(|s| s.verdict == Some(Verdict::Output(4))));
 }
 
 #[test]
 fn a_program_without_the_packet_state_faults_in_its_helper() {
     let pkt = tcp(H1, H2);
     for engine in ENGINES {
-        let prog = load(&flow(vec![Action::Output(vec![2])]), engine);
+        // A mirror is a helper call (a final output would be a return code).
+        let prog = load(&flow(vec![Action::Mirror(2)]), engine);
         let mut frame = Frame::from_bytes(&pkt);
         let parsed = extract(frame.data(), 1).unwrap();
         let mut ctx = vec![0u8; CTX_SIZE];

@@ -19,6 +19,7 @@ use crate::ebpf::jit::JitScratch;
 use crate::ebpf::maps::Maps;
 use crate::ebpf::vm::{RunError, RunInput};
 use crate::ebpf::ProgEnv;
+use crate::flow::compile::ctx::CTX_TABLE;
 use crate::flow::compile::{self, FlowCtx};
 use crate::packet::Parsed;
 
@@ -34,21 +35,21 @@ pub fn flow_env(maps: Arc<Maps>) -> Arc<ProgEnv> {
 pub fn begin_ctx(ctx: &mut FlowCtx, frame: &Frame, parsed: &Parsed) {
     let base = frame.buffer().as_ptr() as u64;
     abi::write_packet(&mut ctx.bytes, base, frame.start(), frame.len(), parsed);
-    ctx.set_table(0);
-    ctx.set_mark(0);
-    let scratch = compile::ctx::CTX_SCRATCH;
-    if let Some(s) = ctx
-        .bytes
-        .get_mut(scratch..scratch + compile::ctx::CTX_SCRATCH_LEN)
-    {
-        s.fill(0);
+    // table, mark and scratch: the rest of the context.
+    const _: () = assert!(
+        compile::ctx::CTX_MARK == CTX_TABLE + 4
+            && compile::ctx::CTX_SCRATCH == CTX_TABLE + 8
+            && compile::ctx::CTX_SCRATCH + compile::ctx::CTX_SCRATCH_LEN == compile::CTX_SIZE
+    );
+    if let Some(rest) = ctx.bytes.get_mut(CTX_TABLE..) {
+        rest.fill(0);
     }
 }
 
 /// Runs `prog` on `frame` with `ctx` (set up by [`begin_ctx`], table set)
 /// and the worker's `state`; returns r0. The frame's window follows any
 /// change a helper made to it.
-#[inline]
+#[inline(always)]
 pub fn run(
     prog: &Loaded,
     scratch: &mut JitScratch,
@@ -61,9 +62,11 @@ pub fn run(
         Loaded::Interp(p) => interp::run(p, input),
         Loaded::Jit(j) => j.run_with(scratch, input),
     };
-    // The engines accepted the window (or refused to run), so this only
-    // fails if a program ended with a window they would not have entered
-    // with; the frame is then left as it was.
-    let _ = abi::frame_window(&ctx.bytes, frame);
+    // Only helpers move the window. The engines accepted it (or refused to
+    // run), so this only fails if a program ended with a window they would
+    // not have entered with; the frame is then left as it was.
+    if prog.may_call_helpers() {
+        let _ = abi::frame_window(&ctx.bytes, frame);
+    }
     r
 }

@@ -60,11 +60,18 @@
 //! # Cost
 //!
 //! Per packet on a cache hit: extraction, one cache probe, one program run
-//! per table (each a JIT entry and, for an output, one helper call), the
-//! counters (table lookups and matches, flow packets, bytes and last use),
-//! and queueing the frame (moved, not copied, for a final output). Nothing
-//! is allocated per packet once the frame pool and output queues have grown
-//! to the traffic. `flowswitch bench pipeline` ([`mod@bench`]) measures it.
+//! per table, the counters (table lookups and matches, flow packets, bytes
+//! and last use), and queueing the frame (moved, not copied, for a final
+//! output). A flow whose actions end in an output returns the OUTPUT code
+//! instead of calling the output helper, and a program without helper
+//! calls, guards or loops is entered without setting up the JIT's run
+//! state, so the common flow costs no trip through the helper trampoline.
+//! Within a batch the worker prefetches each cached packet's program
+//! entry, code and counters before running any, so the cache and TLB
+//! misses of a large table overlap. Nothing is allocated per packet once
+//! the frame pool and output queues have grown to the traffic.
+//! `flowswitch bench pipeline` ([`mod@bench`]) measures it;
+//! `examples/pipeline_hits.rs` is a driver for `valgrind --tool=callgrind`.
 
 pub mod bench;
 pub mod datapath;

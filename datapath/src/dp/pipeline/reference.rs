@@ -4,7 +4,7 @@
 //! For table 0, then each table a `goto_table` names: scan the table's
 //! flows in descending priority (ties never overlap), run each flow's
 //! program with the interpreter, and take the first that does not return
-//! NOMATCH. Its return code ends the packet (done, dropped) or names the
+//! NOMATCH. Its return code ends the packet (done, output, dropped) or names the
 //! next table; a table where no flow accepts applies the miss policy. The
 //! flow context, the helpers and the action state are the same as the fast
 //! path's; only the choice of flows (a linear scan, no cache, no
@@ -124,6 +124,10 @@ impl Reference {
             });
             match r.ok().and_then(Verdict::from_code) {
                 Some(Verdict::Done) => break None,
+                Some(Verdict::Output(p)) => {
+                    self.state.output(frame.data(), p, FINAL);
+                    break None;
+                }
                 Some(Verdict::Drop(r)) => break Some(drop_reason(r)),
                 Some(Verdict::Goto(n)) if n > table => table = n,
                 _ => break Some(DropReason::Error),

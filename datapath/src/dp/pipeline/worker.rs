@@ -10,8 +10,9 @@
 //!    program; without one (a miss, or the program declined), ask the
 //!    table's classifier, whose `accept` callback runs the candidate's
 //!    program (a custom filter may decline, and the next candidate is
-//!    tried). The program's return code says done, goto table N, or
-//!    dropped. A table with no matching flow applies the miss policy.
+//!    tried). The program's return code says done, output to port P (the
+//!    worker sends the frame itself), goto table N, or dropped. A table
+//!    with no matching flow applies the miss policy.
 //! 4. The path goes into the cache when a classifier was asked and the
 //!    path is one the same key will always take (no filter declined, no
 //!    key change the key itself does not determine before a goto).
@@ -38,17 +39,19 @@ use crate::dp::mac::MacTable;
 use crate::dp::meter::Meters;
 use crate::dp::port::{Flushed, Frame, PortError, PortId, PortSet};
 use crate::dp::stats::{DropReason, WorkerCounters};
+use crate::ebpf::engine::Loaded;
 use crate::ebpf::jit::JitScratch;
 use crate::flow::compile::{FlowCtx, Verdict};
 use crate::flow::key::FlowKey;
 use crate::packet::{extract, Parsed};
+use crate::sys::prefetch::prefetch;
 
 /// Most tables a cached path records; longer paths are not cached.
 pub const PATH_MAX: usize = 6;
 
 /// A cached path: the flow chosen in each table visited, in order
 /// ([`NO_FLOW`] for a table where nothing matched).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 struct CachedPath {
     generation: u32,
     len: u8,
@@ -154,6 +157,15 @@ const RUN_ERROR: u64 = u64::MAX;
 
 /// A packet's key and cached path, or why it cannot be parsed.
 type Prepared = Result<(Parsed, Option<CachedPath>), DropReason>;
+
+/// The first flow of a prepared packet's cached path.
+#[inline]
+fn first_flow(p: &Prepared) -> Option<u32> {
+    match p {
+        Ok((_, Some(c))) if c.len > 0 && c.flows[0] != NO_FLOW => Some(c.flows[0]),
+        _ => None,
+    }
+}
 
 impl std::fmt::Debug for Worker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -326,22 +338,45 @@ impl Worker {
         let mut pre = std::mem::take(&mut self.pre);
         pre.clear();
         pre.extend(frames.iter().map(|f| self.prepare(f, in_port)));
+        // The programs' entries were prefetched by `prepare`; now their code.
+        for p in &pre {
+            if let Some(addr) = first_flow(p)
+                .and_then(|f| self.generation.program(f))
+                .and_then(Loaded::code_addr)
+            {
+                prefetch(addr as *const u8);
+            }
+        }
         for (f, p) in frames.iter_mut().zip(pre.iter()) {
             self.run(f, in_port, now_ns, p);
         }
         self.pre = pre;
     }
 
-    /// The first half of a packet: its key, and its cached path if any.
+    /// The first half of a packet: its key, and its cached path if any
+    /// (whose first flow's program entry and counters it prefetches).
     #[inline]
     fn prepare(&self, frame: &Frame, in_port: PortId) -> Prepared {
         match extract(frame.data(), in_port) {
             Ok(parsed) => {
+                let gen = &self.generation;
                 let cached = self
                     .emc
                     .as_ref()
                     .and_then(|e| e.get(&parsed.key))
-                    .filter(|c| c.generation == self.generation.id());
+                    .filter(|c| c.generation == gen.id());
+                if let Some(f) = cached.filter(|c| c.len > 0).map(|c| c.flows[0]) {
+                    if let Some(p) = gen.program(f) {
+                        prefetch(p);
+                    }
+                    if let Some(c) = gen
+                        .flow_stats()
+                        .worker(self.index)
+                        .and_then(|c| c.get(f as usize))
+                    {
+                        prefetch(c);
+                    }
+                }
                 Ok((parsed, cached))
             }
             Err(e) => Err(DropReason::Parse(e.kind())),
@@ -378,7 +413,6 @@ impl Worker {
         let gen: &Generation = generation;
         state.begin(in_port, now_ns);
         exec::begin_ctx(ctx, frame, parsed);
-        let key0 = parsed.key;
         let mut path = PathRec {
             len: 0,
             flows: [NO_FLOW; PATH_MAX],
@@ -442,6 +476,10 @@ impl Worker {
                     }
                     match Verdict::from_code(r) {
                         Some(Verdict::Done) => break None,
+                        Some(Verdict::Output(p)) => {
+                            cx.state.output(cx.frame.data(), p, FINAL);
+                            break None;
+                        }
                         Some(Verdict::Drop(r)) => break Some(drop_reason(r)),
                         Some(Verdict::Goto(n)) if n > table => {
                             if gen.flow(f).is_some_and(|i| i.unstable) {
@@ -464,7 +502,9 @@ impl Worker {
             if path.cacheable && path.len <= PATH_MAX {
                 if let Some(emc) = emc {
                     emc.insert(
-                        key0,
+                        // The packet's original key (the context's may
+                        // have been rewritten).
+                        parsed.key,
                         CachedPath {
                             generation: gen.id(),
                             len: path.len as u8,

@@ -147,6 +147,12 @@ struct Native {
     ctx_entry: bool,
     /// Runs need set-up in Rust (context entry or bounds, stack zeroing).
     slow: bool,
+    /// A context-entry program whose code never touches the `VmCtx` and
+    /// needs no stack zeroing: a run only checks the context's size and
+    /// packet window and calls the code ([`JitProgram::run_ctx_lean`]).
+    lean: bool,
+    /// The code calls helpers.
+    helper_calls: bool,
     /// `env.budget`.
     budget: u64,
     /// The code reads the context's bounds.
@@ -154,6 +160,9 @@ struct Native {
     /// For `Entry::Ctx`: where the context keeps the packet window, and
     /// the layout's size.
     window: WindowFields,
+    /// For lean entries: the offsets of `data` and `data_end` (the layout
+    /// has both).
+    window_offs: (usize, usize),
     ctx_size: usize,
     /// Bytes at the top of the eBPF stack to zero before each run.
     stack_zero: usize,
@@ -194,12 +203,75 @@ impl JitProgram {
     pub fn run_with(&self, scratch: &mut JitScratch, input: RunInput<'_>) -> Result<u64, RunError> {
         let n = &self.native;
         if n.slow {
+            if n.lean {
+                return self.run_ctx_lean(scratch, input);
+            }
             return self.run_slow(scratch, input);
         }
         match jitcall::enter_mem(&n.entry, &mut scratch.state, input.pkt, n.budget) {
             Ok(r0) => Ok(r0),
             Err(e) => run_error(e),
         }
+    }
+
+    /// The packet window `input`'s context describes, checked to lie in
+    /// `input.pkt`, after checking that the context is large enough.
+    #[cfg(target_arch = "x86_64")]
+    #[inline]
+    fn ctx_window(&self, input: &RunInput<'_>) -> Result<CtxWindow, RunError> {
+        let n = &self.native;
+        if input.ctx.len() < n.ctx_size {
+            return Err(RunError::CtxTooSmall {
+                len: input.ctx.len(),
+                need: n.ctx_size,
+            });
+        }
+        let (start, len) = n
+            .window
+            .read_window(input.pkt.as_ptr() as u64, input.pkt.len(), input.ctx)
+            .map_err(|(data, data_end)| RunError::PacketWindow {
+                data,
+                data_end,
+                len: input.pkt.len(),
+            })?;
+        Ok(CtxWindow {
+            fields: n.window,
+            start,
+            len,
+        })
+    }
+
+    /// `run_with` for a context-entry program that never touches the
+    /// `VmCtx` (no helpers, guards, loops or local calls): the generated
+    /// code reads and writes only the context and the packet window its
+    /// proven accesses reach, so checking both is all the set-up it needs.
+    #[cfg(target_arch = "x86_64")]
+    #[inline]
+    fn run_ctx_lean(&self, scratch: &mut JitScratch, input: RunInput<'_>) -> Result<u64, RunError> {
+        let n = &self.native;
+        let (data_off, end_off) = n.window_offs;
+        let word = |off: usize| {
+            input
+                .ctx
+                .get(off..)
+                .and_then(|b| b.first_chunk::<8>())
+                .map(|b| u64::from_le_bytes(*b))
+        };
+        let base = input.pkt.as_ptr() as u64;
+        let ok = input.ctx.len() >= n.ctx_size
+            && match (word(data_off), word(end_off)) {
+                (Some(data), Some(end)) => {
+                    let (s, e) = (data.wrapping_sub(base), end.wrapping_sub(base));
+                    s <= e && e <= input.pkt.len() as u64
+                }
+                _ => false,
+            };
+        if !ok {
+            // The general entry says what is wrong.
+            return self.run_slow(scratch, input);
+        }
+        jitcall::enter_ctx_lean(&n.entry, &mut scratch.state, input.pkt, input.ctx, n.budget)
+            .or_else(run_error)
     }
 
     /// `run_with` for programs that need set-up in Rust: a context and
@@ -209,25 +281,7 @@ impl JitProgram {
     fn run_slow(&self, scratch: &mut JitScratch, input: RunInput<'_>) -> Result<u64, RunError> {
         let n = &self.native;
         let entry = if n.ctx_entry {
-            if input.ctx.len() < n.ctx_size {
-                return Err(RunError::CtxTooSmall {
-                    len: input.ctx.len(),
-                    need: n.ctx_size,
-                });
-            }
-            let (start, len) = n
-                .window
-                .read_window(input.pkt.as_ptr() as u64, input.pkt.len(), input.ctx)
-                .map_err(|(data, data_end)| RunError::PacketWindow {
-                    data,
-                    data_end,
-                    len: input.pkt.len(),
-                })?;
-            EntryArg::Ctx(CtxWindow {
-                fields: n.window,
-                start,
-                len,
-            })
+            EntryArg::Ctx(self.ctx_window(&input)?)
         } else {
             EntryArg::MemLen
         };
@@ -258,6 +312,50 @@ impl JitProgram {
         input: RunInput<'_>,
     ) -> Result<u64, RunError> {
         super::interp::run(&self.prog, input)
+    }
+
+    /// Whether a run enters the code with no set-up beyond checking the
+    /// context and its packet window (a context-entry program that uses no
+    /// helpers, guards, loops, local calls or stack zeroing): for tests
+    /// and statistics.
+    pub fn lean_entry(&self) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            self.native.lean
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            false
+        }
+    }
+
+    /// Whether the program calls helpers (`true` where there is no JIT:
+    /// unknown). Without helpers a context-entry program cannot move its
+    /// packet window (`data` / `data_end` are read-only to programs).
+    #[inline]
+    pub fn calls_helpers(&self) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            self.native.helper_calls
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            true
+        }
+    }
+
+    /// The address of the program's first instruction (`None` where there
+    /// is no JIT), for prefetching.
+    #[inline]
+    pub fn code_addr(&self) -> Option<usize> {
+        #[cfg(target_arch = "x86_64")]
+        {
+            Some(self.native.entry.body_addr())
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            None
+        }
     }
 
     /// The program's machine code (empty where there is no JIT).
@@ -394,6 +492,13 @@ pub fn compile_many(progs: &[&Program]) -> Result<Vec<JitProgram>, JitError> {
                     _env: prog.env.clone(),
                     ctx_entry,
                     slow: ctx_entry || stack_zero > 0 || part.ctx_bounds,
+                    lean: ctx_entry
+                        && stack_zero == 0
+                        && !part.uses_vm
+                        && window.start.is_some()
+                        && window.end.is_some(),
+                    window_offs: (window.start.unwrap_or(0), window.end.unwrap_or(0)),
+                    helper_calls: part.helper_calls,
                     budget: prog.env.budget,
                     ctx_bounds: part.ctx_bounds,
                     window,

@@ -125,6 +125,48 @@ fn the_packet_region_is_the_window() {
 }
 
 #[test]
+fn lean_entries_check_the_context_and_window_and_write_both() {
+    // Proven packet accesses and a context store, no helper: the JIT
+    // enters it without setting up its run state.
+    let src = "ldxdw %r2, [%r1]\nldxdw %r3, [%r1+8]\nmov %r4, %r2\nadd %r4, 4\n\
+               mov %r0, 0\njgt %r4, %r3, out\nldxw %r0, [%r2]\nstb [%r2+1], 0xaa\n\
+               stxdw [%r1+16], %r0\nout:\nexit";
+    let p = load(src, &env());
+    assert!(p.access.iter().flatten().all(|a| !a.guard));
+    let j = jit::compile(&p).unwrap();
+    assert!(j.lean_entry());
+    let r = run_win(src, 10, 30, None);
+    let want = u32::from_le_bytes([10, 11, 12, 13]);
+    assert_eq!(r.r0, Ok(u64::from(want)));
+    assert_eq!(get(&r.ctx, 16), u64::from(want));
+    let mut pkt = buffer();
+    pkt[11] = 0xaa;
+    assert_eq!(r.pkt, pkt);
+    // Too short a window: the program's own check.
+    assert_eq!(run_win(src, 10, 13, None).r0, Ok(0));
+    // Windows outside the buffer and a short context are refused at entry.
+    assert_eq!(
+        run_win(src, 62, 70, None).r0,
+        Err(RunError::PacketWindow {
+            data: 62,
+            data_end: 70,
+            len: 64
+        })
+    );
+    let short = run_both::<u64>(&p, &buffer(), &[0; 16], None, |_, _| {}, &[]);
+    assert_eq!(short.r0, Err(RunError::CtxTooSmall { len: 16, need: 24 }));
+    // A helper call, a guarded access or a loop needs the run state.
+    for src in [
+        "call 23\nexit",
+        "ldxdw %r2, [%r1]\nldxb %r0, [%r2+20]\nexit",
+        "mov %r0, 3\nloop:\nsub %r0, 1\njne %r0, 0, loop\nexit",
+    ] {
+        let j = jit::compile(&load(src, &env())).unwrap();
+        assert!(!j.lean_entry(), "{src}");
+    }
+}
+
+#[test]
 fn guarded_accesses_check_the_window_not_the_buffer() {
     // Unchecked: guarded at run time against the window.
     let src = "ldxdw %r2, [%r1]\nldxb %r0, [%r2+20]\nexit";

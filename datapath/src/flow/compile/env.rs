@@ -52,6 +52,11 @@ pub mod ret {
     pub const GOTO: u64 = 2;
     /// `DROP | (reason << 8)`: dropped.
     pub const DROP: u64 = 3;
+    /// `OUTPUT | (port << 8)`: matched; send the packet as it is now to
+    /// `port` and end, exactly as `fs_output(ctx, port, FS_F_FINAL)`
+    /// followed by `return DONE` (the compiler's form of a final `output`
+    /// or `in_port`: the switch moves the frame without a helper call).
+    pub const OUTPUT: u64 = 4;
 }
 
 /// Why a flow program dropped the packet (`ret::DROP | reason << 8`).
@@ -86,6 +91,8 @@ pub enum Verdict {
     Done,
     Goto(u8),
     Drop(DropReason),
+    /// Output to this port as the last action ([`ret::OUTPUT`]).
+    Output(u32),
 }
 
 impl Verdict {
@@ -96,6 +103,7 @@ impl Verdict {
             Verdict::Done => ret::DONE,
             Verdict::Goto(t) => ret::GOTO | u64::from(t) << 8,
             Verdict::Drop(r) => ret::DROP | (r as u64) << 8,
+            Verdict::Output(p) => ret::OUTPUT | u64::from(p) << 8,
         }
     }
 
@@ -110,6 +118,7 @@ impl Verdict {
             (ret::DROP, 2) => Some(Verdict::Drop(DropReason::Meter)),
             (ret::DROP, 3) => Some(Verdict::Drop(DropReason::Ttl)),
             (ret::DROP, 4) => Some(Verdict::Drop(DropReason::Custom)),
+            (ret::OUTPUT, p) => u32::try_from(p).ok().map(Verdict::Output),
             _ => None,
         }
     }
@@ -233,13 +242,18 @@ mod tests {
             Verdict::Drop(DropReason::Meter),
             Verdict::Drop(DropReason::Ttl),
             Verdict::Drop(DropReason::Custom),
+            Verdict::Output(0),
+            Verdict::Output(3),
+            Verdict::Output(u32::MAX),
         ];
         for v in all {
             assert_eq!(Verdict::from_code(v.code()), Some(v));
         }
         assert_eq!(Verdict::Goto(3).code(), 0x302);
         assert_eq!(Verdict::Drop(DropReason::Ttl).code(), 0x303);
-        for bad in [4, 0x100, 0x101, 0x503, 0x10002, u64::MAX] {
+        assert_eq!(Verdict::Output(7).code(), 0x704);
+        assert_eq!(Verdict::from_code(4), Some(Verdict::Output(0)));
+        for bad in [5, 0x100, 0x101, 0x503, 0x10002, (1 << 40) | 4, u64::MAX] {
             assert_eq!(Verdict::from_code(bad), None, "{bad:#x}");
         }
     }

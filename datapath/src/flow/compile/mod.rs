@@ -10,8 +10,11 @@
 //!   match check (matchgen)           ; per alternative, jne -> next / nomatch
 //!   [r1 = r6; call local FILTER; if r0 == 0 goto nomatch]
 //!   actions, in order:
-//!     output P      r1 = r6; r2 = P; r3 = flags; call fs_output
+//!     output P      r1 = r6; r2 = P; r3 = 0; call fs_output
 //!     in_port       same with r2 = ctx.in_port
+//!     last action output P / in_port:
+//!                   return OUTPUT | P << 8 (the switch sends the packet
+//!                   to P itself: no helper call)
 //!     flood/normal  r1 = r6; r2 = flags; call fs_flood / fs_normal
 //!     mirror P      fs_output with flags 0
 //!     meter M       r1 = r6; r2 = M; call fs_meter; if r0 == 0 goto drop_meter
@@ -27,9 +30,11 @@
 //! FILTER / ACTION subprograms: the user's code, appended unchanged
 //! ```
 //!
-//! `flags` is [`env::FLAG_FINAL`] on the last output, flood or normal of a
-//! list that has nothing after it (no later action, no goto_table), so the
-//! datapath may hand over the packet instead of copying it.
+//! `flags` is [`env::FLAG_FINAL`] on a flood or normal that ends the list
+//! (no later action, no goto_table), so the datapath may hand over the
+//! packet instead of copying it. An output that ends the list becomes the
+//! [`ret::OUTPUT`] return code, which means the same as a FINAL
+//! `fs_output` followed by DONE.
 //!
 //! Every packet access is proven by the verifier from comparisons against
 //! `data_end` (kernel style), so the JIT emits no bounds checks for the
@@ -63,7 +68,7 @@ pub use env::{
 };
 pub use load::{load_flows, load_flows_counted, FlowLoadError};
 
-use crate::ebpf::insn::{decode_all, Cond, Insn, Op};
+use crate::ebpf::insn::{decode_all, AluOp, Cond, Insn, Op};
 use crate::flow::key::OFF_IN_PORT;
 use crate::flow::spec::{Action, FlowSpec, PortId};
 use emit::{EmitError, Emitter, Label};
@@ -262,13 +267,25 @@ impl<'a> Compiler<'a> {
             match a {
                 Action::Output(ports) => {
                     for (j, &p) in ports.iter().enumerate() {
-                        let f = if j + 1 == ports.len() { final_flag } else { 0 };
-                        self.output(p, f);
+                        if last && j + 1 == ports.len() {
+                            self.e.ret(Verdict::Output(p).code());
+                            finished = true;
+                        } else {
+                            self.output(p, 0);
+                        }
                     }
+                }
+                Action::InPort if last => {
+                    // r0 = OUTPUT | in_port << 8
+                    self.e.ldx(4, 0, R_CTX, off(OFF_IN_PORT));
+                    self.e.alu64_imm(AluOp::Lsh, 0, 8);
+                    self.e.alu64_imm(AluOp::Or, 0, ret::OUTPUT as i32);
+                    self.e.exit();
+                    finished = true;
                 }
                 Action::InPort => {
                     self.e.ldx(4, 2, R_CTX, off(OFF_IN_PORT));
-                    self.call(helper_id::OUTPUT, None, Some(final_flag));
+                    self.call(helper_id::OUTPUT, None, Some(0));
                 }
                 Action::Flood => self.call(helper_id::FLOOD, Some(final_flag), None),
                 Action::Normal => self.call(helper_id::NORMAL, Some(final_flag), None),

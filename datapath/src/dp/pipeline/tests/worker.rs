@@ -228,6 +228,63 @@ fn a_new_generation_takes_over_between_batches() {
 }
 
 #[test]
+fn output_return_codes_send_like_the_output_helper_on_both_engines() {
+    // Each flow ends in an output or in_port, which the compiler turns into
+    // the OUTPUT return code; the worker sends the frame itself.
+    let flows = vec![
+        flow("one", 0, 1, tp_dst(1), vec![Action::Output(vec![2])]),
+        flow("two", 0, 1, tp_dst(2), vec![Action::Output(vec![3, 4])]),
+        flow("back", 0, 1, tp_dst(3), vec![Action::InPort]),
+        flow("nowhere", 0, 1, tp_dst(4), vec![Action::Output(vec![9])]),
+        flow(
+            "ttl",
+            0,
+            1,
+            tp_dst(5),
+            vec![Action::DecTtl, Action::Output(vec![1])],
+        ),
+    ];
+    // The frame after dec_ttl, built from scratch (checksum included).
+    let ttl = Builder::new(A, B)
+        .ipv4(Ipv4::new(Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2)).ttl(63))
+        .udp(Udp::new(1000, 5))
+        .payload(&[7; 3])
+        .build();
+    assert_eq!(udp(5, 3)[22], 64, "the builder's default TTL");
+    type Sent = Vec<(u32, Vec<u8>)>;
+    // (frame, in_port, outputs, drop)
+    let cases: Vec<(Vec<u8>, u32, Sent, Option<DropReason>)> = vec![
+        (udp(1, 3), 1, vec![(2, udp(1, 3))], None),
+        (udp(2, 3), 1, vec![(3, udp(2, 3)), (4, udp(2, 3))], None),
+        (udp(3, 3), 4, vec![(4, udp(3, 3))], None),
+        (udp(4, 3), 1, vec![], Some(DropReason::PortDown)),
+        (udp(5, 3), 2, vec![(1, ttl)], None),
+    ];
+    for engine in [Engine::Jit, Engine::Interp] {
+        let g = build(&flows, &no_customs(), MissPolicy::Drop, engine);
+        let rig = Rig::new(g.clone());
+        let mut w = rig.dp.worker(0, WorkerConfig::default()).unwrap();
+        // Twice: through the classifier, then from the cache.
+        for round in 0..2 {
+            for (bytes, in_port, outs, drop) in &cases {
+                let t = w.trace(&mut Frame::from_bytes(bytes), *in_port, 0);
+                let got: Sent = t.outputs.into_iter().map(|o| (o.port, o.frame)).collect();
+                assert_eq!(&got, outs, "{engine:?} round {round}");
+                assert_eq!(t.drop, *drop, "{engine:?} round {round}");
+                let sent: Sent = rig
+                    .sent()
+                    .into_iter()
+                    .enumerate()
+                    .flat_map(|(i, v)| v.into_iter().map(move |f| (i as u32 + 1, f)))
+                    .collect();
+                assert_eq!(&sent, outs, "{engine:?} round {round}: frames sent");
+            }
+        }
+        assert_eq!(w.stats().emc_hits, cases.len() as u64, "{engine:?}");
+    }
+}
+
+#[test]
 fn malformed_frames_are_dropped_and_counted_by_kind() {
     let flows = vec![flow(
         "all",

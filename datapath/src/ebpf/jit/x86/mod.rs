@@ -62,6 +62,11 @@ pub(super) struct Emitted {
     pub len: usize,
     /// The code reads the context's bounds, which `enter` must store.
     pub ctx_bounds: bool,
+    /// The code reads or writes the `VmCtx` (region bounds, budget, call
+    /// limit, helper calls); without it a run needs no set-up at all.
+    pub uses_vm: bool,
+    /// The code calls helpers.
+    pub helper_calls: bool,
 }
 
 /// Index of a region's bounds in the `VmCtx` (map values have theirs
@@ -240,6 +245,8 @@ pub(super) fn emit_program(a: &mut Asm, prog: &Program) -> Result<Emitted, JitEr
         body: start,
         len: end - start,
         ctx_bounds: s.helper_calls || s.guarded[REGION_CTX].iter().any(|&g| g),
+        uses_vm: g.frame.vm,
+        helper_calls: s.helper_calls,
     })
 }
 

@@ -178,6 +178,58 @@ fn final_is_set_only_when_nothing_follows() {
 }
 
 #[test]
+fn a_final_output_is_the_output_return_code_not_a_helper_call() {
+    let frame = tcp_frame();
+    // (actions, in_port, r0, helper calls made by the program itself)
+    let cases: Vec<(Vec<Action>, u32, u64, Vec<Expect>)> = vec![
+        (vec![Action::Output(vec![3])], 1, 0x304, vec![]),
+        (
+            vec![Action::Output(vec![1, 2])],
+            1,
+            0x204,
+            vec![(16, Some(1), Some(0))],
+        ),
+        (
+            vec![Action::DecTtl, Action::Output(vec![u32::MAX])],
+            1,
+            u64::from(u32::MAX) << 8 | 4,
+            vec![],
+        ),
+        (
+            vec![Action::InPort],
+            0x8000_0007,
+            0x8000_0007 << 8 | 4,
+            vec![],
+        ),
+        (
+            vec![Action::InPort, Action::InPort],
+            9,
+            0x904,
+            vec![(16, Some(9), Some(0))],
+        ),
+        // Not the last action: a helper call, then DONE.
+        (
+            vec![Action::Output(vec![3]), Action::DecTtl],
+            1,
+            1,
+            vec![(16, Some(3), Some(0))],
+        ),
+        (vec![Action::Mirror(3)], 1, 1, vec![(16, Some(3), Some(0))]),
+    ];
+    for (actions, in_port, r0, want) in cases {
+        let s = spec(vec![Match::any()], actions.clone());
+        let (p, j) = build(&s, &CompileOptions::default());
+        let raw = run_both_raw(&p, &j, &frame, &ctx_for(&frame, in_port));
+        assert_eq!(raw.r0, Ok(r0), "{actions:?}");
+        check_calls(&raw, &want, &actions);
+        let n = raw.calls.len();
+        let out = as_calls(raw);
+        assert_eq!(out.verdict(), Some(Verdict::Done), "{actions:?}");
+        assert_eq!(out.calls.len(), n + usize::from(r0 & 0xff == 4));
+    }
+}
+
+#[test]
 fn outputs_see_the_packet_as_rewritten_so_far() {
     let frame = tcp_frame();
     let s = spec(

@@ -214,12 +214,36 @@ fn run_one(
     }
 }
 
-/// Runs on both engines, checks they agree, returns the outcome.
+/// Runs on both engines, checks they agree, returns the outcome as
+/// helper calls and a verdict ([`as_calls`]).
 pub fn run_both(p: &Program, j: &JitProgram, frame: &[u8], ctx: &FlowCtx) -> Outcome {
+    as_calls(run_both_raw(p, j, frame, ctx))
+}
+
+/// Runs on both engines, checks they agree, returns the outcome as the
+/// program left it.
+pub fn run_both_raw(p: &Program, j: &JitProgram, frame: &[u8], ctx: &FlowCtx) -> Outcome {
     let a = run_one(|i| interp::run(p, i), frame, ctx);
     let b = run_one(|i| j.run(i), frame, ctx);
     assert_eq!(a, b, "interpreter and JIT disagree");
     a
+}
+
+/// The outcome with an OUTPUT return code written as what it stands for
+/// (`docs/ebpf-abi.md`): a FINAL `fs_output` call on the packet and key as
+/// the program left them, then DONE.
+pub fn as_calls(mut out: Outcome) -> Outcome {
+    if let Some(Verdict::Output(port)) = out.verdict() {
+        let key = out.key();
+        out.calls.push(Call {
+            id: helper_id::OUTPUT,
+            args: [u64::from(port), FLAG_FINAL],
+            pkt: out.frame.clone(),
+            key,
+        });
+        out.r0 = Ok(Verdict::Done.code());
+    }
+    out
 }
 
 /// A ctx for `frame` (parsed), on `in_port`, in table 0.
