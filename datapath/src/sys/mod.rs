@@ -1,6 +1,11 @@
 //! The only place in flowswitch with `unsafe` code: executable memory for the
-//! JIT, calls into JIT code, and (later) TAP ioctls and namespace calls.
-//! Every `unsafe` block carries a `// SAFETY:` comment.
+//! JIT, calls into JIT code, TAP ioctls ([`tap`]), epoll ([`epoll`]) and
+//! namespace calls ([`netns`]). Every `unsafe` block carries a `// SAFETY:`
+//! comment.
+
+pub mod epoll;
+pub mod netns;
+pub mod tap;
 
 #[cfg(target_arch = "x86_64")]
 pub mod exec;
