@@ -41,10 +41,7 @@ mod tests {
 
     #[test]
     fn bad_names_are_refused() {
-        assert_eq!(
-            enter("").unwrap_err().kind(),
-            io::ErrorKind::InvalidInput
-        );
+        assert_eq!(enter("").unwrap_err().kind(), io::ErrorKind::InvalidInput);
         assert_eq!(
             enter("../x").unwrap_err().kind(),
             io::ErrorKind::InvalidInput

@@ -32,7 +32,7 @@
 use std::ffi::c_int;
 use std::fs::{File, OpenOptions};
 use std::io::{self, IoSlice, IoSliceMut, Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 
 use thiserror::Error;
@@ -155,20 +155,23 @@ impl TapQueue {
         Ok(TapQueue { file })
     }
 
-    /// A queue over a descriptor opened elsewhere (the `tun-tap` crate's,
-    /// for plain ports). It is made non-blocking.
-    pub fn from_fd(fd: OwnedFd, name: &str) -> Result<Self, TapError> {
-        let raw = fd.as_raw_fd();
-        // SAFETY: F_GETFL on a descriptor we own; no memory is passed.
-        let fl = unsafe { libc::fcntl(raw, libc::F_GETFL) };
-        if fl < 0 {
-            return Err(sys_err("F_GETFL", name));
-        }
-        // SAFETY: F_SETFL with an integer argument on a descriptor we own.
-        let r = unsafe { libc::fcntl(raw, libc::F_SETFL, fl | libc::O_NONBLOCK) };
-        if r < 0 {
-            return Err(sys_err("F_SETFL O_NONBLOCK", name));
-        }
+    /// Opens the single queue of a plain TAP device `name` (no packet
+    /// information, no virtio-net header) with the `tun-tap` crate, and
+    /// makes it non-blocking.
+    pub fn open_plain(name: &str) -> Result<Self, TapError> {
+        ifreq(name)?;
+        let sys = |op, source| TapError::Sys {
+            op,
+            name: name.to_string(),
+            source,
+        };
+        let iface = tun_tap::Iface::without_packet_info(name, tun_tap::Mode::Tap)
+            .map_err(|e| sys("TUNSETIFF", e))?;
+        iface.set_non_blocking().map_err(|e| sys("FIONBIO", e))?;
+        let raw = iface.into_raw_fd();
+        // SAFETY: `into_raw_fd` gave up the crate's ownership of this open
+        // descriptor; nothing else owns or closes it.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         Ok(TapQueue {
             file: File::from(fd),
         })

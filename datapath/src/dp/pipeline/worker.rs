@@ -377,6 +377,7 @@ impl Worker {
         } = self;
         let gen: &Generation = generation;
         state.begin(in_port, now_ns);
+        state.set_offload(frame.offload());
         exec::begin_ctx(ctx, frame, parsed);
         let key0 = parsed.key;
         let mut path = PathRec {
