@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 need=()
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v iperf3 >/dev/null 2>&1 || need+=(iperf3)
+command -v ping >/dev/null 2>&1 || need+=(iputils-ping)
 # clang -target bpf: the ELF loader's and the C header's tests build C programs.
 command -v clang >/dev/null 2>&1 || need+=(clang)
 if [ ${#need[@]} -gt 0 ]; then

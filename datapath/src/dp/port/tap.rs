@@ -27,9 +27,11 @@
 //! A TAP moved into another namespace stays attached (the descriptor
 //! keeps working). When its device is deleted (the namespace it was in
 //! was removed), reads and writes fail with `EBADFD` (or `ENODEV`,
-//! `EIO`, `ENXIO`): the port is then marked down, for good, and
+//! `ENXIO`): the port is then marked down, for good, and
 //! counted ([`TapPort::is_gone`]); outputs to it are dropped and counted
-//! as tx drops, and the other ports keep forwarding.
+//! as tx drops, and the other ports keep forwarding. `EIO` is not such an
+//! error: a write to a TAP whose interface is down (for a moment while it
+//! moves to another namespace) gets it, and only that frame is dropped.
 
 use std::io::{self, ErrorKind};
 use std::os::fd::{AsRawFd, RawFd};
@@ -83,13 +85,15 @@ pub struct TapPort {
     offload_errors: AtomicU64,
     /// Times the device was found gone (0 or 1).
     gone_events: AtomicU64,
+    /// Super-frames cut into segments for this (plain) port.
+    segmented: AtomicU64,
 }
 
 /// Errors that mean the device is no longer there.
 fn is_gone_error(e: &io::Error) -> bool {
     matches!(
         e.raw_os_error(),
-        Some(libc::EBADFD | libc::ENODEV | libc::EIO | libc::ENXIO | libc::EBADF)
+        Some(libc::EBADFD | libc::ENODEV | libc::ENXIO)
     )
 }
 
@@ -129,6 +133,7 @@ impl TapPort {
             bad_headers: AtomicU64::new(0),
             offload_errors: AtomicU64::new(0),
             gone_events: AtomicU64::new(0),
+            segmented: AtomicU64::new(0),
         })
     }
 
@@ -151,6 +156,11 @@ impl TapPort {
     /// (dropped).
     pub fn bad_headers(&self) -> u64 {
         self.bad_headers.load(Ordering::Relaxed)
+    }
+
+    /// Super-frames segmented in software for this port (a plain port).
+    pub fn segmented(&self) -> u64 {
+        self.segmented.load(Ordering::Relaxed)
     }
 
     /// Frames a software offload could not complete (dropped).
@@ -209,6 +219,7 @@ impl TapPort {
                 self.offload_errors.fetch_add(1, Ordering::Relaxed);
                 return Ok(false);
             }
+            self.segmented.fetch_add(1, Ordering::Relaxed);
             return result.map(|()| true);
         }
         if h.needs_csum() && gso::complete_csum(f.data_mut(), &h).is_err() {
@@ -331,9 +342,11 @@ mod tests {
 
     #[test]
     fn gone_errors() {
-        for e in [libc::EBADFD, libc::ENODEV, libc::EIO] {
+        for e in [libc::EBADFD, libc::ENODEV] {
             assert!(is_gone_error(&io::Error::from_raw_os_error(e)));
         }
+        // A down interface.
+        assert!(!is_gone_error(&io::Error::from_raw_os_error(libc::EIO)));
         assert!(!is_gone_error(&io::Error::from_raw_os_error(libc::EAGAIN)));
         assert!(!is_gone_error(&io::Error::from_raw_os_error(libc::EINVAL)));
     }
