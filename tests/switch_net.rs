@@ -495,3 +495,96 @@ fn ports_removed_and_gone_while_traffic_flows() {
     assert!(ping(&ns[1], "10.81.0.1", &[]));
     sw.stop();
 }
+
+/// Kills the child process on drop (test failure included).
+struct ChildGuard(Option<std::process::Child>);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// `flowswitch run FILE --pcap 1=FILE` as a process: it forwards, exits 0
+/// on SIGTERM, removes its TAPs, and the pcap file holds port 1's echo
+/// requests (received) and replies (sent).
+#[test]
+fn run_command_forwards_captures_and_cleans_up() {
+    if !prerequisites("run_command_forwards_captures_and_cleans_up") {
+        return;
+    }
+    let mut net = Net::new("c");
+    let (t1, t2) = (net.ifname(1), net.ifname(2));
+    let dir = std::env::temp_dir();
+    let yaml = dir.join(format!("fs-{}-run.yaml", std::process::id()));
+    let pcap = dir.join(format!("fs-{}-run.pcap", std::process::id()));
+    std::fs::write(
+        &yaml,
+        switch_yaml(&[(1, &t1, true), (2, &t2, false)], "normal", LEARN),
+    )
+    .unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_flowswitch"))
+        .arg("run")
+        .arg(&yaml)
+        .arg("--pcap")
+        .arg(format!("1={}", pcap.display()))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start flowswitch run");
+    let mut guard = ChildGuard(Some(child));
+    let exists = |d: &str| Path::new(&format!("/sys/class/net/{d}")).exists();
+    assert!(wait_for(|| exists(&t1) && exists(&t2)), "TAPs not created");
+    let (n1, n2) = (net.ns(1), net.ns(2));
+    net.attach(&t1, &n1, "02:00:00:00:0e:01");
+    net.attach(&t2, &n2, "02:00:00:00:0e:02");
+    net.addr(&n1, &t1, "10.82.0.1/24");
+    net.addr(&n2, &t2, "10.82.0.2/24");
+    assert!(ping(&n1, "10.82.0.2", &[]), "ping through flowswitch run");
+    transfer(&n1, &n2, "10.82.0.2", 5010, 2 << 20);
+    let mut child = guard.0.take().unwrap();
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "exit {:?}: {stdout}", out.status);
+    assert!(stdout.contains("port 1: rx"), "{stdout}");
+    // The TAPs went with the process, from the namespaces they were in.
+    for (ns, dev) in [(&n1, &t1), (&n2, &t2)] {
+        let gone = !Command::new("ip")
+            .args(["-n", ns, "link", "show", dev])
+            .output()
+            .unwrap()
+            .status
+            .success();
+        assert!(gone, "{dev} still exists in {ns}");
+    }
+    let file = std::fs::File::open(&pcap).unwrap();
+    let mut reader = pcap_file::pcap::PcapReader::new(file).unwrap();
+    let (mut requests, mut replies, mut tcp) = (0, 0, 0);
+    while let Some(p) = reader.next_packet() {
+        let p = p.unwrap();
+        let d = &p.data;
+        if d.len() > 34 && d[12..14] == [8, 0] {
+            match (d[23], d[34]) {
+                (1, 8) => requests += 1,
+                (1, 0) => replies += 1,
+                (6, _) => tcp += 1,
+                _ => {}
+            }
+        }
+    }
+    let _ = std::fs::remove_file(&pcap);
+    let _ = std::fs::remove_file(&yaml);
+    assert!(
+        requests >= 1 && replies >= 1,
+        "{requests} requests, {replies} replies"
+    );
+    assert!(tcp > 0);
+}

@@ -20,6 +20,13 @@
 //!     PSH only on the last segment, CWR only on the first, the checksum
 //!     computed in full.
 //!
+//! - [`refresh_pseudo`]: rewrites the partial checksum of a
+//!   `F_NEEDS_CSUM` frame from the IP header as it is now. A flow's
+//!   `set_field` on an address or port updates the L4 checksum field
+//!   incrementally, as if it held a complete checksum; on a partial one
+//!   that gives a wrong value, so the ports write it afresh before a frame
+//!   leaves (with its header, or completed in software).
+//!
 //! The headers are found by parsing the frame (Ethernet, any number of
 //! 802.1Q / 802.1ad tags, IPv4 with options or IPv6 without extension
 //! headers, TCP), not by trusting `hdr_len`. Every offset is checked:
@@ -86,6 +93,82 @@ pub fn complete_csum(frame: &mut [u8], h: &VnetHdr) -> Result<(), GsoError> {
         .ok_or_else(range)?
         .copy_from_slice(&c.to_be_bytes());
     Ok(())
+}
+
+/// Rewrites the pseudo-header sum in the checksum field of a
+/// `F_NEEDS_CSUM` TCP or UDP frame over IPv4 or IPv6 (no IPv6 extension
+/// headers), from its addresses and its L4 length (`len - csum_start`,
+/// as the kernel counts it, super-frames included). Frames whose IP header
+/// does not end at `csum_start`, or of another protocol, are left alone
+/// (`Ok(false)`).
+pub fn refresh_pseudo(frame: &mut [u8], h: &VnetHdr) -> Result<bool, GsoError> {
+    let len = frame.len();
+    let start = usize::from(h.csum_start);
+    let at = start + usize::from(h.csum_offset);
+    if !h.needs_csum() || at + 2 > len {
+        return Ok(false);
+    }
+    let mut off = 12;
+    let mut ty = be16(frame, off).unwrap_or(0);
+    while ty == ETH_TYPE_VLAN || ty == ETH_TYPE_QINQ {
+        off += 4;
+        ty = be16(frame, off).unwrap_or(0);
+    }
+    let l3 = off + 2;
+    let l4_len = len - start;
+    let word = |f: &[u8], i: usize| -> Option<[u8; 4]> { f.get(i..i + 4)?.try_into().ok() };
+    let pseudo = match ty {
+        ETH_TYPE_IPV4 => {
+            let Some(&vihl) = frame.get(l3) else {
+                return Ok(false);
+            };
+            let proto = frame.get(l3 + 9).copied().unwrap_or(0);
+            if vihl >> 4 != 4 || l3 + usize::from(vihl & 0x0f) * 4 != start {
+                return Ok(false);
+            }
+            let (Some(src), Some(dst), Ok(l4_len)) = (
+                word(frame, l3 + 12),
+                word(frame, l3 + 16),
+                u16::try_from(l4_len),
+            ) else {
+                return Ok(false);
+            };
+            if proto != proto::TCP && proto != proto::UDP {
+                return Ok(false);
+            }
+            csum::pseudo_ipv4(
+                u32::from_be_bytes(src),
+                u32::from_be_bytes(dst),
+                proto,
+                l4_len,
+            )
+        }
+        ETH_TYPE_IPV6 => {
+            let proto = frame.get(l3 + 6).copied().unwrap_or(0);
+            if l3 + 40 != start || (proto != proto::TCP && proto != proto::UDP) {
+                return Ok(false);
+            }
+            let addr = |i: usize| -> Option<u128> {
+                Some(u128::from_be_bytes(frame.get(i..i + 16)?.try_into().ok()?))
+            };
+            let (Some(src), Some(dst)) = (addr(l3 + 8), addr(l3 + 24)) else {
+                return Ok(false);
+            };
+            csum::pseudo_ipv6(src, dst, proto, l4_len as u32)
+        }
+        _ => return Ok(false),
+    };
+    match frame.get_mut(at..at + 2) {
+        Some(f) => {
+            f.copy_from_slice(&pseudo.fold().to_be_bytes());
+            Ok(true)
+        }
+        None => Err(GsoError::CsumRange {
+            start,
+            offset: usize::from(h.csum_offset),
+            len,
+        }),
+    }
 }
 
 /// Where the headers of a TCP super-frame are.
@@ -332,6 +415,58 @@ mod tests {
                 len: f.len()
             })
         );
+    }
+
+    #[test]
+    fn refresh_repairs_a_partial_checksum_after_set_field() {
+        for v6 in [false, true] {
+            let (mut f, h) = super_frame(v6, true, 0x18, 9, &[5; 700], 1448);
+            let orig = f.clone();
+            // Unchanged headers: the same partial sum.
+            assert!(refresh_pseudo(&mut f, &h).unwrap());
+            assert_eq!(f, orig, "v6 {v6}");
+            // A set_field of the source address and the source port,
+            // checksum updated incrementally as for a complete checksum.
+            let l4 = usize::from(h.csum_start);
+            let at = l4 + 16;
+            let src = if v6 { 18 + 8 } else { 18 + 12 };
+            let old_port = u16::from_be_bytes([f[l4], f[l4 + 1]]);
+            let old_src = u32::from_be_bytes(f[src..src + 4].try_into().unwrap());
+            f[src..src + 4].copy_from_slice(&0x0a0b_0c0du32.to_be_bytes());
+            if !v6 {
+                // The IPv4 header checksum, as set_field keeps it.
+                let ipc = u16::from_be_bytes([f[28], f[29]]);
+                let ipc = csum::update32(ipc, old_src, 0x0a0b_0c0d);
+                f[28..30].copy_from_slice(&ipc.to_be_bytes());
+            }
+            f[l4..l4 + 2].copy_from_slice(&443u16.to_be_bytes());
+            let c = u16::from_be_bytes([f[at], f[at + 1]]);
+            let c = csum::update32(c, old_src, 0x0a0b_0c0d);
+            let c = csum::update16(c, old_port, 443);
+            f[at..at + 2].copy_from_slice(&c.to_be_bytes());
+            let mut broken = f.clone();
+            complete_csum(&mut broken, &h).unwrap();
+            assert!(
+                csum::verify(&broken).is_err(),
+                "v6 {v6}: the update breaks a partial sum"
+            );
+            assert!(refresh_pseudo(&mut f, &h).unwrap());
+            complete_csum(&mut f, &h).unwrap();
+            csum::verify(&f).unwrap();
+            // Without NEEDS_CSUM, or a start that is not the L4 header,
+            // nothing is touched.
+            let before = f.clone();
+            assert!(!refresh_pseudo(&mut f, &VnetHdr { flags: 0, ..h }).unwrap());
+            assert!(!refresh_pseudo(
+                &mut f,
+                &VnetHdr {
+                    csum_start: h.csum_start + 2,
+                    ..h
+                }
+            )
+            .unwrap());
+            assert_eq!(f, before);
+        }
     }
 
     #[test]

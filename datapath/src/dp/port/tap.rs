@@ -16,6 +16,11 @@
 //!   first: its checksum filled in, a super-frame cut into segments
 //!   (`packet::gso`).
 //!
+//! Before a frame with a partial checksum leaves, its pseudo-header sum is
+//! written afresh from its IP header (`gso::refresh_pseudo`): a flow's
+//! `set_field` may have changed the addresses or ports and updated the
+//! field as if it held a complete checksum.
+//!
 //! `recv` reads frames until the queue is empty (`EAGAIN`) or `max`; each
 //! read goes straight into a pool frame grown to [`RX_LEN`] (the pool
 //! keeps the grown buffers), and the header is stripped by moving the
@@ -222,7 +227,10 @@ impl TapPort {
             self.segmented.fetch_add(1, Ordering::Relaxed);
             return result.map(|()| true);
         }
-        if h.needs_csum() && gso::complete_csum(f.data_mut(), &h).is_err() {
+        if h.needs_csum()
+            && (gso::refresh_pseudo(f.data_mut(), &h).is_err()
+                || gso::complete_csum(f.data_mut(), &h).is_err())
+        {
             self.offload_errors.fetch_add(1, Ordering::Relaxed);
             return Ok(false);
         }
@@ -232,6 +240,10 @@ impl TapPort {
     /// Writes one frame with its metadata as a virtio-net header.
     fn write_vnet(q: &Queue, f: &mut Frame) -> io::Result<bool> {
         let h = f.offload();
+        if h.needs_csum() {
+            // Frames refresh_pseudo cannot read go as they are.
+            let _ = gso::refresh_pseudo(f.data_mut(), &h);
+        }
         // Frame::push_front always succeeds (it grows the headroom).
         if f.push_front(VNET_HDR_LEN).is_err() {
             return Ok(false);
