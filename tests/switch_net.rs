@@ -544,7 +544,7 @@ fn run_command_forwards_captures_and_cleans_up() {
     net.addr(&n2, &t2, "10.82.0.2/24");
     assert!(ping(&n1, "10.82.0.2", &[]), "ping through flowswitch run");
     transfer(&n1, &n2, "10.82.0.2", 5010, 2 << 20);
-    let mut child = guard.0.take().unwrap();
+    let child = guard.0.take().unwrap();
     let pid = child.id().to_string();
     assert!(Command::new("kill")
         .args(["-TERM", &pid])

@@ -102,6 +102,9 @@ impl Default for SwitchConfig {
     }
 }
 
+/// The switch's ports and the VLANs each carries, by id.
+type PortMap = HashMap<PortId, (Arc<dyn Port>, Option<VlanSet>)>;
+
 /// The ports workers serve, with the counters made for them.
 #[derive(Debug)]
 pub struct PortEpoch {
@@ -120,7 +123,7 @@ struct Shared {
     meters: Arc<Meters>,
     stop: AtomicBool,
     /// Ports and their VLAN sets, by id; changed under this lock.
-    edit: Mutex<HashMap<PortId, (Arc<dyn Port>, Option<VlanSet>)>>,
+    edit: Mutex<PortMap>,
     /// Receive errors seen by workers (gone devices among them).
     rx_errors: AtomicU64,
     /// The port epoch each worker serves.
@@ -143,11 +146,7 @@ impl std::fmt::Debug for Switch {
     }
 }
 
-fn make_epoch(
-    epoch: u64,
-    ports: &HashMap<PortId, (Arc<dyn Port>, Option<VlanSet>)>,
-    workers: usize,
-) -> Result<PortEpoch, PortError> {
+fn make_epoch(epoch: u64, ports: &PortMap, workers: usize) -> Result<PortEpoch, PortError> {
     let mut set = PortSet::new(ports.values().map(|(p, _)| Arc::clone(p)).collect())?;
     for (id, (_, vlans)) in ports {
         if vlans.is_some() {
@@ -269,10 +268,7 @@ impl Switch {
         self.shared.rx_errors.load(Ordering::Relaxed)
     }
 
-    fn republish(
-        &self,
-        map: &HashMap<PortId, (Arc<dyn Port>, Option<VlanSet>)>,
-    ) -> Result<(), SwitchError> {
+    fn republish(&self, map: &PortMap) -> Result<(), SwitchError> {
         let next = self.shared.epoch.load().epoch + 1;
         let e = make_epoch(next, map, self.shared.config.threads)?;
         self.shared.epoch.store(Arc::new(e));
