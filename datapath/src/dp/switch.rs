@@ -27,9 +27,10 @@
 //!   after its current batch (at most [`SwitchConfig::poll_ms`] later when
 //!   idle), flushes, re-registers its descriptors and carries on. Per-port
 //!   and per-worker counters start again with each epoch.
-//! - A port whose device disappears returns errors: the worker drops its
-//!   descriptor from epoll and the port marks itself down (see
-//!   [`TapPort`](crate::dp::port::TapPort)); the others keep forwarding.
+//! - A port whose device disappears returns errors and marks itself down
+//!   (see [`TapPort`](crate::dp::port::TapPort)): the worker then drops
+//!   its descriptor from epoll; the others keep forwarding. An error of a
+//!   port that is still up is counted and the queue read again later.
 //!
 //! [`Switch::stop`] sets the stop flag; each worker leaves within
 //! `poll_ms`, flushing what it has queued.
@@ -383,10 +384,14 @@ fn serve(
             Ok(n) => n,
             Err(_) => {
                 shared.rx_errors.fetch_add(1, Ordering::Relaxed);
-                if let Some(fd) = slot.fd {
-                    let _ = ep.remove(fd);
+                // A port that failed for good (its device is gone) is
+                // down: stop watching it. Other errors are transient.
+                if !port.is_up() {
+                    if let Some(fd) = slot.fd {
+                        let _ = ep.remove(fd);
+                    }
+                    slot.dead = true;
                 }
-                slot.dead = true;
                 0
             }
         };

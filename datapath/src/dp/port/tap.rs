@@ -92,6 +92,8 @@ pub struct TapPort {
     gone_events: AtomicU64,
     /// Super-frames cut into segments for this (plain) port.
     segmented: AtomicU64,
+    /// Frames read while the port was down (discarded).
+    rx_discarded: AtomicU64,
 }
 
 /// Errors that mean the device is no longer there.
@@ -139,6 +141,7 @@ impl TapPort {
             offload_errors: AtomicU64::new(0),
             gone_events: AtomicU64::new(0),
             segmented: AtomicU64::new(0),
+            rx_discarded: AtomicU64::new(0),
         })
     }
 
@@ -166,6 +169,11 @@ impl TapPort {
     /// Super-frames segmented in software for this port (a plain port).
     pub fn segmented(&self) -> u64 {
         self.segmented.load(Ordering::Relaxed)
+    }
+
+    /// Frames read and discarded while the port was down.
+    pub fn rx_discarded(&self) -> u64 {
+        self.rx_discarded.load(Ordering::Relaxed)
     }
 
     /// Frames a software offload could not complete (dropped).
@@ -287,10 +295,11 @@ impl Port for TapPort {
         out: &mut Vec<Frame>,
         max: usize,
     ) -> Result<usize, PortError> {
-        if !self.is_up() {
-            return Ok(0);
+        if self.is_gone() {
+            return Err(self.io_error(queue, io::Error::from_raw_os_error(libc::EBADFD)));
         }
         let q = self.queue(queue)?;
+        let down = !self.is_up();
         let mut got = 0;
         while got < max {
             let mut f = pool.get();
@@ -307,6 +316,13 @@ impl Port for TapPort {
                 }
             };
             f.truncate(n);
+            if down {
+                // An administratively down port reads and discards, so
+                // that its descriptor does not stay readable.
+                self.rx_discarded.fetch_add(1, Ordering::Relaxed);
+                pool.put(f);
+                continue;
+            }
             if self.offload {
                 let h = f.data().get(..VNET_HDR_LEN).map(VnetHdr::parse);
                 match h {
