@@ -250,8 +250,9 @@ fn wait_for(mut cond: impl FnMut() -> bool) -> bool {
     false
 }
 
-/// Two namespaces, two offload ports, L2 learning: ping and a checked TCP
-/// transfer; then --pcap-style capture is covered by the CLI test.
+/// Two namespaces, two offload ports with two queues each (one per
+/// worker), L2 learning: ping and checked TCP transfers both ways, with
+/// several connections at once so that both queues carry traffic.
 #[test]
 fn ping_and_tcp_between_two_namespaces() {
     if !prerequisites("ping_and_tcp_between_two_namespaces") {
@@ -259,10 +260,10 @@ fn ping_and_tcp_between_two_namespaces() {
     }
     let mut net = Net::new("a");
     let (t1, t2) = (net.ifname(1), net.ifname(2));
-    let sw = start(
-        &switch_yaml(&[(1, &t1, true), (2, &t2, true)], "normal", LEARN),
-        None,
-    );
+    let yaml = switch_yaml(&[(1, &t1, true), (2, &t2, true)], "normal", LEARN)
+        .replace("offload: true}", "offload: true, queues: 2}");
+    let sw = start(&yaml, None);
+    assert_eq!(sw.tap(1).unwrap().queues(), 2);
     let (n1, n2) = (net.ns(1), net.ns(2));
     net.attach(&t1, &n1, "02:00:00:00:0a:01");
     net.attach(&t2, &n2, "02:00:00:00:0a:02");
@@ -271,6 +272,15 @@ fn ping_and_tcp_between_two_namespaces() {
     assert!(ping(&n1, "10.77.0.2", &[]), "ping through the switch");
     transfer(&n1, &n2, "10.77.0.2", 5001, 16 << 20);
     transfer(&n2, &n1, "10.77.0.1", 5002, 4 << 20);
+    let parallel: Vec<_> = (0..4u16)
+        .map(|i| {
+            let (n1, n2) = (n1.clone(), n2.clone());
+            std::thread::spawn(move || transfer(&n1, &n2, "10.77.0.2", 5100 + i, 2 << 20))
+        })
+        .collect();
+    for t in parallel {
+        t.join().expect("parallel transfer");
+    }
     let snap = sw.snapshot();
     let p1 = snap.ports.iter().find(|p| p.id == 1).unwrap();
     // The 16 MiB went in as TSO super-frames: far fewer frames than

@@ -135,3 +135,37 @@ impl Port for CapturePort {
         self.inner.send(queue, frames)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datapath::dp::port::MemPort;
+
+    #[test]
+    fn received_and_sent_frames_are_written() {
+        let path = std::env::temp_dir().join(format!("fs-cap-{}.pcap", std::process::id()));
+        let mem = Arc::new(MemPort::new(1, "m"));
+        let cap = CapturePort::create(Arc::clone(&mem) as Arc<dyn Port>, &path).unwrap();
+        assert_eq!((cap.id(), cap.name(), cap.rx_fd(0)), (1, "m", None));
+        mem.push_rx(&[1; 60]);
+        let mut pool = FramePool::default();
+        let mut out = vec![Frame::from_bytes(&[9])];
+        assert_eq!(cap.recv(0, &mut pool, &mut out, 8).unwrap(), 1);
+        let mut tx = vec![Frame::from_bytes(&[2; 70]), Frame::from_bytes(&[3; 80])];
+        assert_eq!(cap.send(0, &mut tx).unwrap(), 2);
+        cap.finish();
+        // Nothing is written after finish.
+        cap.send(0, &mut vec![Frame::from_bytes(&[4; 10])]).unwrap();
+        let mut r = pcap_file::pcap::PcapReader::new(File::open(&path).unwrap()).unwrap();
+        assert_eq!(r.header().datalink, DataLink::ETHERNET);
+        let mut got = Vec::new();
+        while let Some(p) = r.next_packet() {
+            let p = p.unwrap();
+            assert_eq!(p.orig_len as usize, p.data.len());
+            got.push(p.data.to_vec());
+        }
+        let _ = std::fs::remove_file(&path);
+        assert_eq!(got, vec![vec![1; 60], vec![2; 70], vec![3; 80]]);
+        assert_eq!(cap.errors(), 0);
+    }
+}
