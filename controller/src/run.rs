@@ -255,6 +255,12 @@ pub fn run(file: &Path, pcap: &[String], engine: EngineOpt) -> ExitCode {
         std::thread::sleep(Duration::from_millis(100));
     }
     let snap = sw.snapshot();
+    let gone: Vec<String> = plan
+        .ports
+        .iter()
+        .filter(|p| sw.tap(p.id).is_some_and(|t| t.is_gone()))
+        .map(|p| format!("{} ({})", p.id, p.name))
+        .collect();
     sw.stop();
     for p in &snap.ports {
         let t = &p.total;
@@ -262,6 +268,9 @@ pub fn run(file: &Path, pcap: &[String], engine: EngineOpt) -> ExitCode {
             "port {}: rx {} packets {} bytes, tx {} packets {} bytes, tx drops {}",
             p.id, t.rx_packets, t.rx_bytes, t.tx_packets, t.tx_bytes, t.tx_drops
         );
+    }
+    if !gone.is_empty() {
+        println!("devices gone while running: {}", gone.join(", "));
     }
     println!("flowswitch: stopped, TAP devices removed");
     ExitCode::SUCCESS
