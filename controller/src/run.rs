@@ -174,10 +174,10 @@ impl RunningSwitch {
         Ok(())
     }
 
-    /// The port counters summed over the workers (since the last port
-    /// change).
+    /// The counters summed over the workers (see
+    /// [`Switch::snapshot`]).
     pub fn snapshot(&self) -> Snapshot {
-        self.switch.epoch().stats.snapshot()
+        self.switch.snapshot()
     }
 
     /// Stops the workers, closes the pcap files and the TAP devices.

@@ -25,8 +25,9 @@
 //! - The ports: [`Switch::add_port`] and [`Switch::remove_port`] publish a
 //!   new [`PortEpoch`] (port set and counters); each worker notices it
 //!   after its current batch (at most [`SwitchConfig::poll_ms`] later when
-//!   idle), flushes, re-registers its descriptors and carries on. Per-port
-//!   and per-worker counters start again with each epoch.
+//!   idle), flushes, re-registers its descriptors and carries on. Each
+//!   epoch has its own counters; [`Switch::snapshot`] adds up those of
+//!   every epoch, for the ports of the current one.
 //! - A port whose device disappears returns errors and marks itself down
 //!   (see [`TapPort`](crate::dp::port::TapPort)): the worker then drops
 //!   its descriptor from epoll; the others keep forwarding. An error of a
@@ -49,7 +50,7 @@ use super::mac::MacTable;
 use super::meter::Meters;
 use super::pipeline::{Generation, Worker, WorkerConfig};
 use super::port::{Frame, Port, PortError, PortId, PortSet, VlanSet};
-use super::stats::SwitchStats;
+use super::stats::{PortTotals, Snapshot, SwitchStats};
 use crate::sys::epoll::Epoll;
 
 /// Most batches read from one queue per wake-up before the worker turns
@@ -129,6 +130,9 @@ struct Shared {
     rx_errors: AtomicU64,
     /// The port epoch each worker serves.
     serving: Vec<AtomicU64>,
+    /// Counters of earlier epochs (workers may still count into the one
+    /// just replaced).
+    retired: Mutex<Vec<Arc<SwitchStats>>>,
     clock: Instant,
 }
 
@@ -202,6 +206,7 @@ impl Switch {
             edit: Mutex::new(map),
             rx_errors: AtomicU64::new(0),
             serving: (0..config.threads).map(|_| AtomicU64::new(0)).collect(),
+            retired: Mutex::new(Vec::new()),
             clock: Instant::now(),
         });
         let mut sw = Switch {
@@ -264,6 +269,17 @@ impl Switch {
             .all(|s| s.load(Ordering::Acquire) == e)
     }
 
+    /// The counters summed over the workers and over every port epoch:
+    /// tables and drops in all, ports those of the current set (with
+    /// what they counted before the last changes).
+    pub fn snapshot(&self) -> Snapshot {
+        let mut snap = self.shared.epoch.load().stats.snapshot();
+        for old in self.shared.retired.lock().iter() {
+            merge(&mut snap, old.snapshot());
+        }
+        snap
+    }
+
     /// Receive errors the workers met (a deleted device gives one).
     pub fn rx_errors(&self) -> u64 {
         self.shared.rx_errors.load(Ordering::Relaxed)
@@ -272,7 +288,8 @@ impl Switch {
     fn republish(&self, map: &PortMap) -> Result<(), SwitchError> {
         let next = self.shared.epoch.load().epoch + 1;
         let e = make_epoch(next, map, self.shared.config.threads)?;
-        self.shared.epoch.store(Arc::new(e));
+        let old = self.shared.epoch.swap(Arc::new(e));
+        self.shared.retired.lock().push(Arc::clone(&old.stats));
         Ok(())
     }
 
@@ -320,6 +337,47 @@ impl Switch {
 impl Drop for Switch {
     fn drop(&mut self) {
         self.halt();
+    }
+}
+
+/// Adds `b` to `a`.
+fn add_totals(a: &mut PortTotals, b: &PortTotals) {
+    a.rx_packets += b.rx_packets;
+    a.rx_bytes += b.rx_bytes;
+    a.rx_drops += b.rx_drops;
+    a.tx_packets += b.tx_packets;
+    a.tx_bytes += b.tx_bytes;
+    a.tx_drops += b.tx_drops;
+}
+
+/// Adds `other`'s counts to `into`: tables and drops by key, ports only
+/// where `into` has them.
+fn merge(into: &mut Snapshot, other: Snapshot) {
+    for (id, t) in other.tables {
+        match into.tables.iter_mut().find(|(i, _)| *i == id) {
+            Some((_, x)) => {
+                x.lookups += t.lookups;
+                x.matched += t.matched;
+                x.missed += t.missed;
+            }
+            None => into.tables.push((id, t)),
+        }
+    }
+    into.tables.sort_by_key(|(id, _)| *id);
+    for (r, n) in other.drops {
+        match into.drops.iter_mut().find(|(x, _)| *x == r) {
+            Some((_, x)) => *x += n,
+            None => into.drops.push((r, n)),
+        }
+    }
+    into.drops.sort_by_key(|(r, _)| r.index());
+    for p in other.ports {
+        if let Some(x) = into.ports.iter_mut().find(|x| x.id == p.id) {
+            add_totals(&mut x.total, &p.total);
+            for (q, t) in x.queues.iter_mut().zip(&p.queues) {
+                add_totals(q, t);
+            }
+        }
     }
 }
 
@@ -549,6 +607,17 @@ mod tests {
         assert!(wait_for(
             || m3.tx_count().0 == 1 && mems[1].tx_count().0 == 2
         ));
+        // Counters add up over the two port sets (the tx counters are
+        // added just after the port took the frames: wait for them).
+        let want = (2, 2 * frame.len() as u64, 2, 1);
+        assert!(wait_for(|| {
+            let snap = sw.snapshot();
+            let port = |id| snap.ports.iter().find(|p| p.id == id).map(|p| p.total);
+            let (Some(p1), Some(p2), Some(p3)) = (port(1), port(2), port(3)) else {
+                return false;
+            };
+            (p1.rx_packets, p1.rx_bytes, p2.tx_packets, p3.tx_packets) == want
+        }));
         // Port 2 leaves: floods reach port 3 only.
         sw.remove_port(2).unwrap();
         assert!(matches!(
