@@ -21,7 +21,9 @@
 //! `set_field` may have changed the addresses or ports and updated the
 //! field as if it held a complete checksum.
 //!
-//! `recv` reads frames until the queue is empty (`EAGAIN`) or `max`; each
+//! `recv` reads frames until the queue is empty (`EAGAIN`), `max` frames
+//! or [`RX_BATCH_BYTES`] (so that a batch of super-frames stays in the
+//! cache until it is written out); each
 //! read goes straight into a pool frame grown to [`RX_LEN`] (the pool
 //! keeps the grown buffers), and the header is stripped by moving the
 //! frame's start, not by copying. `send` writes each frame with one
@@ -52,6 +54,11 @@ use crate::sys::tap::{self, TapFlags, TapQueue, VNET_HDR_LEN};
 
 /// Bytes a receive buffer offers a read: the longest frame and a header.
 pub const RX_LEN: usize = MAX_FRAME_LEN + VNET_HDR_LEN;
+
+/// Bytes after which `recv` ends a batch early: a batch of 64 super-frames
+/// would be 4 MiB, more than the cache holds, so their bytes would be read
+/// back from memory when they are written out.
+pub const RX_BATCH_BYTES: usize = 256 * 1024;
 
 /// How to make a TAP port.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -301,7 +308,8 @@ impl Port for TapPort {
         let q = self.queue(queue)?;
         let down = !self.is_up();
         let mut got = 0;
-        while got < max {
+        let mut bytes = 0;
+        while got < max && bytes < RX_BATCH_BYTES {
             let mut f = pool.get();
             f.reset_len(RX_LEN);
             let n = match q.fd.read(f.data_mut()) {
@@ -316,6 +324,7 @@ impl Port for TapPort {
                 }
             };
             f.truncate(n);
+            bytes += n;
             if down {
                 // An administratively down port reads and discards, so
                 // that its descriptor does not stay readable.
