@@ -66,6 +66,17 @@ pub enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Run the switch on TAP devices: create the ports of the file, forward
+    /// until SIGINT or SIGTERM, then remove the TAPs and exit 0.
+    Run {
+        /// A switch file with `ports:`.
+        file: PathBuf,
+        /// Write a port's traffic (received and sent) to a pcap file.
+        #[arg(long, value_name = "PORT=FILE")]
+        pcap: Vec<String>,
+        #[arg(long, value_enum, default_value = "jit")]
+        engine: EngineOpt,
+    },
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCmd),
@@ -215,6 +226,7 @@ pub fn main() -> ExitCode {
             target,
             verb,
         } => Ok(crate::ctl::run(&target, run_dir.as_deref(), &verb, json)),
+        Cmd::Run { file, pcap, engine } => Ok(crate::run::run(&file, &pcap, engine)),
         Cmd::Bench(BenchCmd::Pipeline { flows, engine }) => {
             Ok(crate::bench_pipeline::run(flows, engine))
         }

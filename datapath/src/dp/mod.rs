@@ -1,6 +1,7 @@
 //! The datapath pieces around the flow programs: ports and frame buffers,
 //! the MAC learning table, meters, the actions flow programs call, and
-//! counters.
+//! counters; and the switch runtime ([`switch`]) whose worker threads run
+//! real ports through the pipeline.
 //!
 //! # What?
 //!
@@ -35,3 +36,4 @@ pub mod meter;
 pub mod pipeline;
 pub mod port;
 pub mod stats;
+pub mod switch;

@@ -9,10 +9,12 @@
 //! allocated and nothing is counted: the caller counts drops by
 //! [`ParseError::kind`].
 //!
-//! The other files serve actions and tests: [`csum`] (the Internet checksum,
-//! RFC 1624 incremental updates, whole-frame checksum verification), [`vlan`]
-//! (push, pop and rewrite an 802.1Q tag) and [`build`] (test frames with
-//! correct checksums).
+//! The other files serve actions, ports and tests: [`csum`] (the Internet
+//! checksum, RFC 1624 incremental updates, whole-frame checksum
+//! verification), [`vlan`] (push, pop and rewrite an 802.1Q tag), [`vnet`]
+//! (the virtio-net offload header of TAP frames), [`gso`] (software
+//! checksum completion and TCP segmentation) and [`build`] (test frames
+//! with correct checksums).
 //!
 //! # What is parsed
 //!
@@ -95,10 +97,12 @@ pub mod build;
 pub mod csum;
 mod error;
 mod extract;
+pub mod gso;
 mod ipv4;
 mod ipv6;
 mod l4;
 pub mod vlan;
+pub mod vnet;
 
 pub use error::{ErrorKind, ParseError};
 pub use extract::{extract, Parsed};

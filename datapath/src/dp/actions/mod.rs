@@ -61,6 +61,16 @@
 //!   payload), then extract the flow key again, so that later actions and
 //!   tables see the packet as it now is. Popping an untagged packet does
 //!   nothing.
+//!
+//! # Offload metadata
+//!
+//! A packet from an offload port carries a virtio-net header (a checksum
+//! to complete, a TSO super-frame). The state keeps the current packet's
+//! ([`PacketState::set_offload`]); every copy sent carries it, the packet
+//! itself gets it back in [`PacketState::finish`], and `push_vlan` /
+//! `pop_vlan` move its checksum start and header length by the tag's 4
+//! bytes, so that the port it goes to (or the software fallback of a port
+//! without offloads) finds the L4 header where the header says.
 
 pub mod abi;
 #[cfg(test)]
@@ -79,6 +89,7 @@ use super::meter::Meters;
 use super::port::{Frame, FrameBuf, FrameError, PortId, PortSet, TxBatch};
 use super::stats::{DropReason, WorkerCounters};
 use crate::packet::vlan::{self, VlanError};
+use crate::packet::vnet::VnetHdr;
 use crate::packet::{extract, ParseError, Parsed, ETH_TYPE_VLAN, MAX_FRAME_LEN};
 
 /// Flag of `fs_output`, `fs_flood` and `fs_normal`: this is the packet's
@@ -170,6 +181,8 @@ pub struct PacketState {
     sent: u32,
     /// Port index of a FINAL output not yet queued.
     pending: Option<usize>,
+    /// The current packet's offload metadata.
+    offload: VnetHdr,
 }
 
 impl std::fmt::Debug for PacketState {
@@ -213,6 +226,7 @@ impl PacketState {
             drop: None,
             sent: 0,
             pending: None,
+            offload: VnetHdr::default(),
         }
     }
 
@@ -261,6 +275,21 @@ impl PacketState {
         self.drop = None;
         self.sent = 0;
         self.pending = None;
+        self.offload = VnetHdr::default();
+    }
+
+    /// Sets the current packet's offload metadata (after
+    /// [`begin`](Self::begin); the frame's [`Frame::offload`]).
+    #[inline]
+    pub fn set_offload(&mut self, offload: VnetHdr) {
+        self.offload = offload;
+    }
+
+    /// The current packet's offload metadata, as the actions so far left
+    /// it.
+    #[inline]
+    pub fn offload(&self) -> VnetHdr {
+        self.offload
     }
 
     /// Ends the packet: queues a FINAL output by moving `frame`'s buffer
@@ -272,6 +301,7 @@ impl PacketState {
     #[inline(always)]
     pub fn finish(&mut self, frame: &mut Frame, verdict: Option<DropReason>) -> Outcome {
         if let Some(idx) = self.pending.take() {
+            frame.set_offload(self.offload);
             self.tx.move_to(idx, frame);
         }
         let drop = match verdict {
@@ -338,7 +368,7 @@ impl PacketState {
     #[inline]
     fn settle(&mut self, data: &[u8]) {
         if let Some(idx) = self.pending.take() {
-            self.tx.copy_to(idx, data);
+            self.tx.copy_offload_to(idx, data, self.offload);
         }
     }
 
@@ -358,7 +388,7 @@ impl PacketState {
         if last {
             self.pending = Some(idx);
         } else {
-            self.tx.copy_to(idx, data);
+            self.tx.copy_offload_to(idx, data, self.offload);
         }
     }
 
@@ -467,6 +497,7 @@ impl PacketState {
             let [c0, c1] = tci.to_be_bytes();
             hdr[ADDRS_LEN..ADDRS_LEN + TAG_LEN].copy_from_slice(&[t0, t1, c0, c1]);
         }
+        self.offload.shift(TAG_LEN as i32);
         Ok(extract(f.data(), self.in_port)?)
     }
 
@@ -485,6 +516,7 @@ impl PacketState {
             hdr.copy_within(..ADDRS_LEN, TAG_LEN);
         }
         f.pull_front(TAG_LEN)?;
+        self.offload.shift(-(TAG_LEN as i32));
         Ok(Some(extract(f.data(), self.in_port)?))
     }
 }

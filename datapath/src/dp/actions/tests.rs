@@ -730,3 +730,47 @@ fn ports_and_meters_can_change() {
     assert_eq!(only.take_tx_bytes(), vec![pkt]);
     assert!(r.mems.iter().all(|m| m.take_tx().is_empty()));
 }
+
+#[test]
+fn offload_metadata_follows_tags_into_copies_and_the_packet() {
+    use crate::packet::vnet::{Gso, VnetHdr, F_NEEDS_CSUM};
+    let mut rig = Rig::new();
+    let tso = VnetHdr {
+        flags: F_NEEDS_CSUM,
+        gso: Gso::Tcp4,
+        ecn: false,
+        hdr_len: 54,
+        gso_size: 1448,
+        csum_start: 34,
+        csum_offset: 16,
+    };
+    let mut f = Frame::from_bytes(&build::tcp4(
+        H1,
+        H2,
+        [10, 0, 0, 1].into(),
+        [10, 0, 0, 2].into(),
+        1,
+        2,
+        0x10,
+        &[7; 100],
+    ));
+    rig.st.begin(1, 0);
+    rig.st.set_offload(tso);
+    rig.st.push_vlan(&mut f, 10).unwrap();
+    // A copy to port 3 carries the shifted metadata...
+    rig.st.output(&f.to_vec(), 3, 0);
+    rig.st.pop_vlan(&mut f).unwrap();
+    // ...and the packet itself, moved to port 2, the original one.
+    rig.st.output(&f.to_vec(), 2, FINAL);
+    rig.st.finish(&mut f, None);
+    rig.st.flush();
+    let to3 = rig.port(3).take_tx();
+    let to2 = rig.port(2).take_tx();
+    assert_eq!((to3.len(), to2.len()), (1, 1));
+    assert_eq!(to3[0].offload().csum_start, 38);
+    assert_eq!(to3[0].offload().hdr_len, 58);
+    assert_eq!(to2[0].offload(), tso);
+    // The next packet starts without metadata.
+    rig.st.begin(1, 0);
+    assert_eq!(rig.st.offload(), VnetHdr::default());
+}

@@ -412,6 +412,7 @@ impl Worker {
         } = self;
         let gen: &Generation = generation;
         state.begin(in_port, now_ns);
+        state.set_offload(frame.offload());
         exec::begin_ctx(ctx, frame, parsed);
         let mut path = PathRec {
             len: 0,

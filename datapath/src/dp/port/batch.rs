@@ -11,6 +11,7 @@
 
 use super::{Frame, FramePool, PortError, PortSet};
 use crate::dp::stats::WorkerCounters;
+use crate::packet::vnet::VnetHdr;
 
 /// A worker's output queues; see the [module docs](self).
 #[derive(Debug)]
@@ -82,11 +83,19 @@ impl TxBatch {
     /// queued) if there is no such port.
     #[inline]
     pub fn copy_to(&mut self, idx: usize, bytes: &[u8]) -> bool {
+        self.copy_offload_to(idx, bytes, VnetHdr::default())
+    }
+
+    /// Queues a copy of `bytes` with offload metadata `offload` (the
+    /// packet's, for a copy of a frame from an offload port).
+    #[inline]
+    pub fn copy_offload_to(&mut self, idx: usize, bytes: &[u8], offload: VnetHdr) -> bool {
         if idx >= self.queues.len() {
             return false;
         }
         let mut f = self.pool.get();
         f.set(bytes);
+        f.set_offload(offload);
         match self.queue_mut(idx) {
             Some(q) => {
                 q.push(f);

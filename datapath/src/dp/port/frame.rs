@@ -7,8 +7,17 @@
 //! helper sees the packet while the engine holds it: it can only use the
 //! headroom it has. Actions that change the packet are written against
 //! [`FrameBuf`], which both implement.
+//!
+//! A frame from a TAP port with offloads carries its virtio-net header
+//! ([`Frame::offload`]): a checksum still to complete, or a TSO
+//! super-frame of up to 64 KiB still to segment. It goes with the frame
+//! through the pipeline; a port without offloads completes it in software
+//! (`packet::gso`). Such frames grow their buffer once; the pool keeps
+//! the big buffer for the next one.
 
 use thiserror::Error;
+
+use crate::packet::vnet::VnetHdr;
 
 /// Headroom a fresh or reset frame keeps in front of its data: room for
 /// sixteen 802.1Q tags.
@@ -65,6 +74,8 @@ pub struct Frame {
     buf: Vec<u8>,
     start: usize,
     len: usize,
+    /// Offload metadata (the default: a complete frame).
+    offload: VnetHdr,
 }
 
 impl std::fmt::Debug for Frame {
@@ -93,7 +104,20 @@ impl Frame {
             buf: vec![0; HEADROOM + data_capacity],
             start: HEADROOM,
             len: 0,
+            offload: VnetHdr::default(),
         }
+    }
+
+    /// The frame's offload metadata (the default for a complete frame).
+    #[inline]
+    pub fn offload(&self) -> VnetHdr {
+        self.offload
+    }
+
+    /// Sets the frame's offload metadata.
+    #[inline]
+    pub fn set_offload(&mut self, h: VnetHdr) {
+        self.offload = h;
     }
 
     /// An empty frame with the default capacity.
@@ -108,11 +132,13 @@ impl Frame {
         f
     }
 
-    /// Replaces the packet with a copy of `bytes`, restoring the headroom.
-    /// Allocates only when the buffer is too small.
+    /// Replaces the packet with a copy of `bytes`, restoring the headroom
+    /// and clearing the offload metadata. Allocates only when the buffer
+    /// is too small.
     #[inline]
     pub fn set(&mut self, bytes: &[u8]) {
         self.reset_len(bytes.len());
+        self.offload = VnetHdr::default();
         if let Some(dst) = self.buf.get_mut(HEADROOM..HEADROOM + bytes.len()) {
             dst.copy_from_slice(bytes);
         }
@@ -131,11 +157,13 @@ impl Frame {
         self.len = len;
     }
 
-    /// Empties the frame, restoring the headroom.
+    /// Empties the frame, restoring the headroom and clearing the offload
+    /// metadata.
     #[inline]
     pub fn clear(&mut self) {
         self.start = HEADROOM;
         self.len = 0;
+        self.offload = VnetHdr::default();
     }
 
     /// Shortens the packet to `len` bytes (no-op if it is not longer).

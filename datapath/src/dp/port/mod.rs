@@ -1,9 +1,9 @@
 //! Ports: what the pipeline receives from and sends to.
 //!
 //! - [`Port`]: a device with queues that receives and sends batches of
-//!   [`Frame`]s. TAP devices implement it (in `sys/`, later); [`MemPort`] is
-//!   the in-process port of tests, `flowswitch trace` and
-//!   `flowswitch bench pipeline`.
+//!   [`Frame`]s. [`TapPort`] is a TAP device (with or without offloads,
+//!   one descriptor per queue); [`MemPort`] is the in-process port of
+//!   tests, `flowswitch trace` and `flowswitch bench pipeline`.
 //! - [`PortSet`]: the switch's ports, in id order, with a dense index per
 //!   port (the pipeline and the counters use indices, not ids) and the
 //!   VLANs each port carries for `normal` flooding.
@@ -21,6 +21,7 @@
 pub mod batch;
 pub mod frame;
 pub mod mem;
+pub mod tap;
 
 use std::sync::Arc;
 
@@ -32,6 +33,7 @@ pub use frame::{
     Frame, FrameBuf, FrameError, FramePool, FrameWindow, DEFAULT_DATA_CAPACITY, HEADROOM, POOL_MAX,
 };
 pub use mem::{MemPort, TxMode};
+pub use tap::{TapConfig, TapPort};
 
 /// Port ids below this are indexed through an array; others through a hash
 /// map.
@@ -63,6 +65,9 @@ pub enum PortError {
         #[source]
         source: std::io::Error,
     },
+    /// A TAP device could not be made or configured.
+    #[error(transparent)]
+    Tap(#[from] crate::sys::tap::TapError),
 }
 
 /// A network port: a device with one or more queues.
@@ -101,6 +106,14 @@ pub trait Port: Send + Sync {
     /// went out (the others are dropped). The port may take frames out of
     /// `frames`; those left are the caller's to recycle.
     fn send(&self, queue: u16, frames: &mut Vec<Frame>) -> Result<usize, PortError>;
+
+    /// The descriptor that becomes readable when `queue` has frames, for
+    /// a switch worker's epoll; `None` for ports without one (memory
+    /// ports are polled).
+    fn rx_fd(&self, queue: u16) -> Option<std::os::fd::RawFd> {
+        let _ = queue;
+        None
+    }
 }
 
 /// A set of VLAN ids (0..=4095) as a bitmap.

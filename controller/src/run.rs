@@ -1,0 +1,293 @@
+//! `flowswitch run SWITCH.yaml [--pcap PORT=FILE ...] [--engine jit|interp]`:
+//! the switch on real TAP devices.
+//!
+//! It creates a TAP device for each entry of `ports:` (offload ports with
+//! the virtio-net header, TSO and checksum offload, `queues` descriptors;
+//! plain ports through the `tun-tap` crate), brings them up, compiles the
+//! flows, starts `switch.threads` workers
+//! ([`datapath::dp::switch::Switch`]) and forwards until SIGINT or
+//! SIGTERM. Then it stops the workers, prints the port counters and
+//! closes the TAP descriptors, which removes the devices (they are not
+//! persistent), and exits 0.
+//!
+//! [`RunningSwitch`] is the same thing as a library: tests and, later,
+//! `flowswitch up` start a switch in-process with
+//! [`RunningSwitch::start`], add and remove TAP ports while it runs, and
+//! [`RunningSwitch::stop`] it.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use datapath::dp::mac::{MacConfig, MacTable};
+use datapath::dp::port::{Port, PortId, TapConfig, TapPort};
+use datapath::dp::stats::Snapshot;
+use datapath::dp::switch::{Switch, SwitchConfig};
+use datapath::ebpf::engine::Engine;
+
+use crate::capture::CapturePort;
+use crate::dataplane::{self, EngineOpt};
+use crate::model::{self, PortDesc, SwitchPlan};
+
+/// How to run a switch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunOptions {
+    pub engine: Engine,
+    /// Ports (id or name) whose traffic goes to a pcap file.
+    pub pcap: Vec<(String, PathBuf)>,
+    /// Worker threads (`None`: the file's `switch.threads`).
+    pub threads: Option<usize>,
+    /// MTU of the TAP devices (`None`: 1,500).
+    pub mtu: Option<u32>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            engine: Engine::Jit,
+            pcap: Vec::new(),
+            threads: None,
+            mtu: None,
+        }
+    }
+}
+
+/// A running switch with its TAP ports; see the [module docs](self).
+#[derive(Debug)]
+pub struct RunningSwitch {
+    switch: Switch,
+    taps: Mutex<Vec<Arc<TapPort>>>,
+    captures: Vec<Arc<CapturePort>>,
+    mtu: Option<u32>,
+}
+
+/// The TAP settings of a port of the file.
+pub fn tap_config(p: &PortDesc, mtu: Option<u32>) -> TapConfig {
+    TapConfig {
+        id: p.id,
+        name: p.name.clone(),
+        offload: p.offload,
+        queues: p.queues,
+        mtu,
+    }
+}
+
+impl RunningSwitch {
+    /// Creates `plan`'s TAP ports, compiles its flows and starts the
+    /// workers.
+    pub fn start(plan: &SwitchPlan, opts: &RunOptions) -> Result<Self, String> {
+        if !plan.ports_known || plan.ports.is_empty() {
+            return Err(format!(
+                "{}: no `ports:`: `flowswitch run` needs the TAP ports to create",
+                plan.source.display()
+            ));
+        }
+        let threads = opts.threads.unwrap_or(plan.threads).max(1);
+        let generation =
+            dataplane::build_generation(plan, opts.engine, threads).map_err(|e| e.join("\n"))?;
+        let meters = dataplane::meters(plan)?;
+        let mut taps = Vec::new();
+        for p in &plan.ports {
+            let t = TapPort::create(&tap_config(p, opts.mtu))
+                .map_err(|e| format!("port {} ({}): {e}", p.id, p.name))?;
+            taps.push(Arc::new(t));
+        }
+        let mut ports: Vec<(Arc<dyn Port>, _)> = Vec::new();
+        let mut captures = Vec::new();
+        for t in &taps {
+            let port: Arc<dyn Port> = Arc::clone(t) as Arc<dyn Port>;
+            let pcap = opts
+                .pcap
+                .iter()
+                .find(|(which, _)| *which == t.name() || which.parse::<PortId>() == Ok(t.id()));
+            let port = match pcap {
+                Some((_, path)) => {
+                    let c = Arc::new(CapturePort::create(port, path)?);
+                    captures.push(Arc::clone(&c));
+                    c as Arc<dyn Port>
+                }
+                None => port,
+            };
+            ports.push((port, None));
+        }
+        for (which, _) in &opts.pcap {
+            let known = plan
+                .ports
+                .iter()
+                .any(|p| p.name == *which || which.parse::<PortId>() == Ok(p.id));
+            if !known {
+                return Err(format!("--pcap {which}: no such port"));
+            }
+        }
+        let switch = Switch::start(
+            ports,
+            MacTable::new(MacConfig::default()),
+            meters,
+            Arc::new(generation),
+            SwitchConfig {
+                threads,
+                ..SwitchConfig::default()
+            },
+        )
+        .map_err(|e| e.to_string())?;
+        Ok(RunningSwitch {
+            switch,
+            taps: Mutex::new(taps),
+            captures,
+            mtu: opts.mtu,
+        })
+    }
+
+    /// The switch (generation, ports, counters).
+    pub fn switch(&self) -> &Switch {
+        &self.switch
+    }
+
+    /// The TAP port with id `id`.
+    pub fn tap(&self, id: PortId) -> Option<Arc<TapPort>> {
+        let taps = self.taps.lock().unwrap_or_else(|e| e.into_inner());
+        taps.iter().find(|t| t.id() == id).cloned()
+    }
+
+    /// Creates a TAP port and adds it while the switch runs.
+    pub fn add_tap(&self, desc: &PortDesc) -> Result<Arc<TapPort>, String> {
+        let t = Arc::new(
+            TapPort::create(&tap_config(desc, self.mtu))
+                .map_err(|e| format!("port {} ({}): {e}", desc.id, desc.name))?,
+        );
+        self.switch
+            .add_port(Arc::clone(&t) as Arc<dyn Port>, None)
+            .map_err(|e| e.to_string())?;
+        let mut taps = self.taps.lock().unwrap_or_else(|e| e.into_inner());
+        taps.push(Arc::clone(&t));
+        Ok(t)
+    }
+
+    /// Removes port `id` while the switch runs; its device goes away once
+    /// the workers have let it go.
+    pub fn remove_port(&self, id: PortId) -> Result<(), String> {
+        self.switch.remove_port(id).map_err(|e| e.to_string())?;
+        let mut taps = self.taps.lock().unwrap_or_else(|e| e.into_inner());
+        taps.retain(|t| t.id() != id);
+        Ok(())
+    }
+
+    /// The counters summed over the workers (see
+    /// [`Switch::snapshot`]).
+    pub fn snapshot(&self) -> Snapshot {
+        self.switch.snapshot()
+    }
+
+    /// Stops the workers, closes the pcap files and the TAP devices.
+    pub fn stop(self) {
+        let RunningSwitch {
+            switch, captures, ..
+        } = self;
+        switch.stop();
+        for c in &captures {
+            c.finish();
+        }
+    }
+}
+
+/// Splits `PORT=FILE`.
+fn parse_pcap(arg: &str) -> Result<(String, PathBuf), String> {
+    match arg.split_once('=') {
+        Some((p, f)) if !p.is_empty() && !f.is_empty() => Ok((p.to_string(), PathBuf::from(f))),
+        _ => Err(format!("--pcap {arg}: expected PORT=FILE")),
+    }
+}
+
+/// The `flowswitch run` verb.
+pub fn run(file: &Path, pcap: &[String], engine: EngineOpt) -> ExitCode {
+    let fail = |msg: &str| {
+        eprintln!("flowswitch run: {msg}");
+        ExitCode::FAILURE
+    };
+    let plan = match model::load_switch(file) {
+        Ok(p) => p,
+        Err(e) => return fail(&e.to_string()),
+    };
+    let pcap = match pcap
+        .iter()
+        .map(|a| parse_pcap(a))
+        .collect::<Result<Vec<_>, _>>()
+    {
+        Ok(p) => p,
+        Err(e) => return fail(&e),
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        if let Err(e) = signal_hook::flag::register(sig, Arc::clone(&stop)) {
+            return fail(&format!("signal handler: {e}"));
+        }
+    }
+    let opts = RunOptions {
+        engine: engine.engine(),
+        pcap,
+        ..RunOptions::default()
+    };
+    let sw = match RunningSwitch::start(&plan, &opts) {
+        Ok(s) => s,
+        Err(e) => return fail(&e),
+    };
+    let names: Vec<String> = plan
+        .ports
+        .iter()
+        .map(|p| {
+            format!(
+                "{}={}{}",
+                p.id,
+                p.name,
+                if p.offload { "" } else { " (plain)" }
+            )
+        })
+        .collect();
+    println!(
+        "flowswitch: switch {} running, {} worker(s), ports {}; SIGINT or SIGTERM stops it",
+        plan.name,
+        opts.threads.unwrap_or(plan.threads).max(1),
+        names.join(", ")
+    );
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let snap = sw.snapshot();
+    let gone: Vec<String> = plan
+        .ports
+        .iter()
+        .filter(|p| sw.tap(p.id).is_some_and(|t| t.is_gone()))
+        .map(|p| format!("{} ({})", p.id, p.name))
+        .collect();
+    sw.stop();
+    for p in &snap.ports {
+        let t = &p.total;
+        println!(
+            "port {}: rx {} packets {} bytes, tx {} packets {} bytes, tx drops {}",
+            p.id, t.rx_packets, t.rx_bytes, t.tx_packets, t.tx_bytes, t.tx_drops
+        );
+    }
+    if !gone.is_empty() {
+        println!("devices gone while running: {}", gone.join(", "));
+    }
+    println!("flowswitch: stopped, TAP devices removed");
+    ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pcap_arguments() {
+        assert_eq!(
+            parse_pcap("fs-h1=/tmp/a.pcap").unwrap(),
+            ("fs-h1".to_string(), PathBuf::from("/tmp/a.pcap"))
+        );
+        assert!(parse_pcap("fs-h1").is_err());
+        assert!(parse_pcap("=x").is_err());
+        assert!(parse_pcap("p=").is_err());
+    }
+}
