@@ -86,6 +86,7 @@ use thiserror::Error;
 
 use super::mac::{is_multicast, MacTable};
 use super::meter::Meters;
+use super::port::frame::{insert_tag, remove_tag, TAG_LEN};
 use super::port::{Frame, FrameBuf, FrameError, PortId, PortSet, TxBatch};
 use super::stats::{DropReason, WorkerCounters};
 use crate::packet::vlan::{self, VlanError};
@@ -98,8 +99,6 @@ pub const FINAL: u64 = 1;
 
 /// Bytes of an Ethernet header.
 const ETH_HLEN: usize = 14;
-/// Bytes of an 802.1Q tag.
-const TAG_LEN: usize = 4;
 /// Bytes of the two MAC addresses.
 const ADDRS_LEN: usize = 12;
 
@@ -490,13 +489,7 @@ impl PacketState {
             return Err(ActionError::TooLong { len });
         }
         self.settle(f.data());
-        f.push_front(TAG_LEN)?;
-        if let Some(hdr) = f.data_mut().get_mut(..ADDRS_LEN + TAG_LEN + TAG_LEN) {
-            hdr.copy_within(TAG_LEN..TAG_LEN + ADDRS_LEN, 0);
-            let [t0, t1] = ETH_TYPE_VLAN.to_be_bytes();
-            let [c0, c1] = tci.to_be_bytes();
-            hdr[ADDRS_LEN..ADDRS_LEN + TAG_LEN].copy_from_slice(&[t0, t1, c0, c1]);
-        }
+        insert_tag(f, tci)?;
         self.offload.shift(TAG_LEN as i32);
         Ok(extract(f.data(), self.in_port)?)
     }
@@ -512,10 +505,7 @@ impl PacketState {
             return Ok(None);
         }
         self.settle(f.data());
-        if let Some(hdr) = f.data_mut().get_mut(..ADDRS_LEN + TAG_LEN) {
-            hdr.copy_within(..ADDRS_LEN, TAG_LEN);
-        }
-        f.pull_front(TAG_LEN)?;
+        remove_tag(f)?;
         self.offload.shift(-(TAG_LEN as i32));
         Ok(Some(extract(f.data(), self.in_port)?))
     }

@@ -63,6 +63,33 @@ pub trait FrameBuf {
     fn pull_front(&mut self, n: usize) -> Result<(), FrameError>;
 }
 
+/// Bytes of the two MAC addresses, after which an 802.1Q tag goes.
+const TAG_AT: usize = 12;
+/// Bytes of an 802.1Q tag (TPID and TCI).
+pub const TAG_LEN: usize = 4;
+
+/// Inserts an 802.1Q tag with `tci` after the MAC addresses: the packet
+/// grows by [`TAG_LEN`] bytes at the front. The caller checked that the
+/// packet has an Ethernet header.
+pub fn insert_tag<F: FrameBuf + ?Sized>(f: &mut F, tci: u16) -> Result<(), FrameError> {
+    f.push_front(TAG_LEN)?;
+    if let Some(hdr) = f.data_mut().get_mut(..TAG_AT + TAG_LEN) {
+        hdr.copy_within(TAG_LEN..TAG_LEN + TAG_AT, 0);
+        let [t0, t1] = crate::packet::ETH_TYPE_VLAN.to_be_bytes();
+        let [c0, c1] = tci.to_be_bytes();
+        hdr[TAG_AT..].copy_from_slice(&[t0, t1, c0, c1]);
+    }
+    Ok(())
+}
+
+/// Removes the outer 802.1Q tag, which the caller checked is there.
+pub fn remove_tag<F: FrameBuf + ?Sized>(f: &mut F) -> Result<(), FrameError> {
+    if let Some(hdr) = f.data_mut().get_mut(..TAG_AT + TAG_LEN) {
+        hdr.copy_within(..TAG_AT, TAG_LEN);
+    }
+    f.pull_front(TAG_LEN)
+}
+
 /// One packet in an owned buffer: the data is `buf[start..start + len]`;
 /// the bytes before `start` are headroom.
 ///

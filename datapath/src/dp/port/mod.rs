@@ -21,6 +21,7 @@
 pub mod batch;
 pub mod frame;
 pub mod mem;
+pub mod tagged;
 pub mod tap;
 
 use std::sync::Arc;
@@ -33,6 +34,7 @@ pub use frame::{
     Frame, FrameBuf, FrameError, FramePool, FrameWindow, DEFAULT_DATA_CAPACITY, HEADROOM, POOL_MAX,
 };
 pub use mem::{MemPort, TxMode};
+pub use tagged::TaggedPort;
 pub use tap::{TapConfig, TapPort};
 
 /// Port ids below this are indexed through an array; others through a hash
