@@ -80,6 +80,22 @@ pub enum Cmd {
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCmd),
+    /// Build a topology's namespaces, TAPs and switch; with --check run its
+    /// checks (pingall, iperf, expect_no_ping), print the results and tear
+    /// down (exit 1 if one failed); without, stay up until Ctrl-C. Root.
+    Up {
+        /// A topology file (topologies/*.yaml).
+        file: PathBuf,
+        /// Run the checks, then tear down.
+        #[arg(long)]
+        check: bool,
+        /// Put before every namespace and TAP name (to run a topology twice,
+        /// or beside names already in use).
+        #[arg(long, default_value = "")]
+        prefix: String,
+        #[arg(long, value_enum, default_value = "jit")]
+        engine: EngineOpt,
+    },
     /// Clean up after a `flowswitch up` that crashed: delete the
     /// namespaces it recorded.
     Down {
@@ -208,6 +224,20 @@ pub fn main() -> ExitCode {
                 None => Ok(ExitCode::FAILURE),
             }
         }
+        Cmd::Up {
+            file,
+            check,
+            prefix,
+            engine,
+        } => Ok(crate::up::run(
+            &file,
+            &crate::up::UpOpts {
+                check,
+                prefix,
+                ..crate::up::UpOpts::default()
+            },
+            engine.engine(),
+        )),
         Cmd::Down { name } => Ok(match crate::up::down(&crate::up::run_dir(), &name) {
             Ok(deleted) => {
                 println!("{name}: deleted {} namespaces", deleted.len());

@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use datapath::dp::mac::{MacConfig, MacTable};
-use datapath::dp::port::{Port, PortId, TapConfig, TapPort};
+use datapath::dp::port::{Port, PortId, TaggedPort, TapConfig, TapPort, VlanSet};
 use datapath::dp::stats::Snapshot;
 use datapath::dp::switch::{Switch, SwitchConfig};
 use datapath::ebpf::engine::Engine;
@@ -41,6 +41,19 @@ pub struct RunOptions {
     pub threads: Option<usize>,
     /// MTU of the TAP devices (`None`: 1,500).
     pub mtu: Option<u32>,
+    /// Ports whose host is on one VLAN (topology hosts with `vlan:`).
+    pub host_vlans: Vec<HostVlan>,
+}
+
+/// A port whose host is on one VLAN: the port carries only that VLAN for
+/// `normal` flooding, and, when the host's kernel cannot tag, the switch
+/// tags for it ([`TaggedPort`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostVlan {
+    pub port: PortId,
+    pub vid: u16,
+    /// The switch pushes and pops the host's tag.
+    pub switch_tags: bool,
 }
 
 impl Default for RunOptions {
@@ -50,6 +63,7 @@ impl Default for RunOptions {
             pcap: Vec::new(),
             threads: None,
             mtu: None,
+            host_vlans: Vec::new(),
         }
     }
 }
@@ -97,7 +111,18 @@ impl RunningSwitch {
         let mut ports: Vec<(Arc<dyn Port>, _)> = Vec::new();
         let mut captures = Vec::new();
         for t in &taps {
-            let port: Arc<dyn Port> = Arc::clone(t) as Arc<dyn Port>;
+            let host_vlan = opts.host_vlans.iter().find(|h| h.port == t.id());
+            let port: Arc<dyn Port> = match host_vlan {
+                Some(h) if h.switch_tags => Arc::new(
+                    TaggedPort::new(Arc::clone(t) as Arc<dyn Port>, h.vid)
+                        .map_err(|e| format!("port {}: {e}", t.id()))?,
+                ),
+                _ => Arc::clone(t) as Arc<dyn Port>,
+            };
+            let vlans = match host_vlan {
+                Some(h) => Some(VlanSet::of([h.vid]).map_err(|e| format!("port {}: {e}", t.id()))?),
+                None => None,
+            };
             let pcap = opts
                 .pcap
                 .iter()
@@ -110,7 +135,7 @@ impl RunningSwitch {
                 }
                 None => port,
             };
-            ports.push((port, None));
+            ports.push((port, vlans));
         }
         for (which, _) in &opts.pcap {
             let known = plan

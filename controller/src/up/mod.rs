@@ -23,6 +23,9 @@
 pub mod bulk;
 pub mod checks;
 pub mod netns;
+mod verb;
+
+pub use verb::run;
 
 use std::path::{Path, PathBuf};
 
@@ -30,6 +33,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::model::{self, CheckSpec, SwitchPlan, TopologyPlan};
+pub use crate::run::HostVlan;
 use checks::{CheckResult, HostNs};
 use netns::{Netns, NetnsError, IFNAME_MAX};
 
@@ -313,12 +317,15 @@ impl<G> Drop for Up<G> {
 }
 
 /// Loads `path` and brings the topology up, starting the switch with
-/// `start` (given the switch plan whose port names are the TAP names; the
-/// TAPs must exist when it returns).
+/// `start`. It gets the switch plan whose port names are the TAP names,
+/// and the ports of hosts on a VLAN (with `switch_tags` set when this
+/// kernel cannot make VLAN sub-interfaces: the host's link then stays
+/// untagged and the switch port must tag for it). The TAPs must exist
+/// when `start` returns.
 pub fn bring_up<G>(
     path: &Path,
     opts: &UpOpts,
-    start: impl FnOnce(&SwitchPlan) -> Result<G, String>,
+    start: impl FnOnce(&SwitchPlan, &[HostVlan]) -> Result<G, String>,
 ) -> Result<Up<G>, UpError> {
     let topo = model::load_topology(path).map_err(|e| UpError::Load(e.to_string()))?;
     for w in &topo.warnings {
@@ -351,13 +358,33 @@ pub fn bring_up<G>(
     for h in &up.names {
         up.namespaces.push(Netns::create(&h.namespace)?);
     }
+    let kernel_tags = match up.namespaces.first() {
+        Some(ns) if up.topo.hosts.iter().any(|h| h.vlan.is_some()) => ns.kernel_has_vlan(),
+        _ => true,
+    };
+    if !kernel_tags {
+        eprintln!("this kernel has no 802.1Q support: the switch tags for the VLAN hosts");
+    }
+    let host_vlans: Vec<HostVlan> = up
+        .topo
+        .hosts
+        .iter()
+        .filter_map(|h| {
+            h.vlan.map(|vid| HostVlan {
+                port: h.port,
+                vid,
+                switch_tags: !kernel_tags,
+            })
+        })
+        .collect();
     eprintln!("starting the switch...");
     let plan = switch_plan(&up.topo, &up.names);
-    up.switch = Some(start(&plan).map_err(UpError::Switch)?);
+    up.switch = Some(start(&plan, &host_vlans).map_err(UpError::Switch)?);
     for ((h, n), ns) in up.topo.hosts.iter().zip(&up.names).zip(&up.namespaces) {
         let mac = mac_text(h.mac.0);
         let addr = h.ip.to_string();
-        ns.attach(&n.tap, &mac, &addr, h.vlan)?;
+        let vlan = h.vlan.filter(|_| kernel_tags);
+        ns.attach(&n.tap, &mac, &addr, vlan)?;
     }
     Ok(up)
 }

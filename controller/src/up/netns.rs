@@ -184,6 +184,29 @@ impl Netns {
     }
 }
 
+impl Netns {
+    /// Whether this kernel can make 802.1Q sub-interfaces (some VM
+    /// kernels lack the `8021q` module): tried on a scratch veth pair
+    /// inside the namespace, then removed.
+    pub fn kernel_has_vlan(&self) -> bool {
+        if self
+            .ip(&[
+                "link", "add", "fsvp0", "type", "veth", "peer", "name", "fsvp1",
+            ])
+            .is_err()
+        {
+            return false;
+        }
+        let ok = self
+            .ip(&[
+                "link", "add", "link", "fsvp0", "name", "fsvp0.1", "type", "vlan", "id", "1",
+            ])
+            .is_ok();
+        let _ = self.ip(&["link", "delete", "fsvp0"]);
+        ok
+    }
+}
+
 impl Drop for Netns {
     fn drop(&mut self) {
         // Best effort: the namespace may already be gone.

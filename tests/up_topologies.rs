@@ -1,0 +1,174 @@
+//! Every topology in topologies/ passes `flowswitch up --check`: the
+//! binary builds the namespaces and TAPs, runs the switch, runs the
+//! topology's checks (pingall, iperf, expect_no_ping) and tears down.
+//!
+//! Privileged: needs root, /dev/net/tun, `ip` and `ping` (iperf3 when
+//! installed, else the built-in bulk test). Outside CI it skips without
+//! them; under `CI=true` it fails. Each test uses its own name prefix
+//! (a letter and this process's id), so the tests run in parallel and
+//! beside anything else on the machine.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use controller::up::{self, checks, netns};
+
+fn can_run() -> bool {
+    let root = up::euid() == Some(0);
+    let tun = Path::new("/dev/net/tun").exists();
+    let tools = checks::have("ip") && checks::have("ping");
+    if root && tun && tools {
+        return true;
+    }
+    let why = format!("root: {root}, /dev/net/tun: {tun}, ip and ping: {tools}");
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("privileged test cannot run under CI=true ({why})");
+    }
+    eprintln!("skipped: needs root, /dev/net/tun, ip and ping ({why})");
+    false
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A short prefix unique to this test and process: TAP names are
+/// `fs-PREFIX HOST` and must fit in 15 bytes (`quarant` is 7).
+fn prefix(tag: char) -> String {
+    const DIGITS: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let pid = std::process::id() as usize;
+    let a = DIGITS[pid % 36] as char;
+    let b = DIGITS[(pid / 36) % 36] as char;
+    format!("{tag}{a}{b}")
+}
+
+/// Runs `up --check` on `file`; returns the output after checking the
+/// exit status and that nothing was left behind.
+fn up_check(file: &str, tag: char) -> String {
+    let p = prefix(tag);
+    let run_dir = std::env::temp_dir().join(format!("fs-up-topo-{tag}-{}", std::process::id()));
+    let out = Command::new(env!("CARGO_BIN_EXE_flowswitch"))
+        .current_dir(repo())
+        .args(["up", file, "--check", "--prefix", &p])
+        .env("FLOWSWITCH_RUN_DIR", &run_dir)
+        .output()
+        .expect("run flowswitch up");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{file}: exit {:?}\n{text}",
+        out.status
+    );
+    assert!(text.contains("tearing down"), "{text}");
+    // Nothing left: no namespace or TAP with this prefix.
+    let topo = controller::model::load_topology(&repo().join(file)).expect("topology loads");
+    for h in &topo.hosts {
+        assert!(
+            !netns::namespace_exists(&format!("{p}{}", h.name)),
+            "{text}"
+        );
+        assert!(!netns::link_exists(&format!("fs-{p}{}", h.name)), "{text}");
+    }
+    let _ = std::fs::remove_dir_all(&run_dir);
+    text
+}
+
+/// The results table's row for `check`: its result column.
+fn result(text: &str, check: &str) -> String {
+    text.lines()
+        .filter_map(|l| l.strip_prefix(check))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .find(|r| *r == "ok" || *r == "FAIL")
+        .unwrap_or_else(|| panic!("no row {check:?} in:\n{text}"))
+        .to_string()
+}
+
+#[test]
+fn two_hosts() {
+    if !can_run() {
+        return;
+    }
+    let t = up_check("topologies/two-hosts.yaml", 'w');
+    assert_eq!(result(&t, "pingall"), "ok", "{t}");
+    assert!(t.contains("2/2 pairs answered"), "{t}");
+    assert_eq!(result(&t, "iperf h1 -> h2 (5 s)"), "ok", "{t}");
+}
+
+#[test]
+fn vlan_trunk_isolates_the_vlans() {
+    if !can_run() {
+        return;
+    }
+    let t = up_check("topologies/vlan-trunk.yaml", 'v');
+    for row in [
+        "iperf h1 -> h3 (3 s)",
+        "iperf h2 -> h4 (3 s)",
+        "expect_no_ping h1 -> h2",
+        "expect_no_ping h1 -> h4",
+        "expect_no_ping h3 -> h4",
+    ] {
+        assert_eq!(result(&t, row), "ok", "{row}\n{t}");
+    }
+}
+
+#[test]
+fn acl_allows_the_client_and_blocks_quarantine() {
+    if !can_run() {
+        return;
+    }
+    let t = up_check("topologies/acl.yaml", 'a');
+    for row in [
+        "iperf client -> server (3 s)",
+        "expect_no_ping quarant -> server",
+        "expect_no_ping quarant -> client",
+    ] {
+        assert_eq!(result(&t, row), "ok", "{row}\n{t}");
+    }
+}
+
+#[test]
+fn star_of_eight() {
+    if !can_run() {
+        return;
+    }
+    let t = up_check("topologies/star.yaml", 's');
+    assert!(t.contains("56/56 pairs answered"), "{t}");
+    assert_eq!(result(&t, "iperf h2 -> h1 (3 s)"), "ok", "{t}");
+    assert_eq!(result(&t, "iperf h3 -> h8 (3 s)"), "ok", "{t}");
+}
+
+/// A failing check makes `up --check` exit 1 (and still tear down).
+#[test]
+fn a_failing_check_exits_1() {
+    if !can_run() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("fs-up-fail-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let file = dir.join("fail.yaml");
+    // h1 and h2 share a learning switch, so "no ping" is wrong.
+    std::fs::write(
+        &file,
+        format!(
+            "name: upfail{}\nflows: {}\nhosts:\n  - {{name: h1, port: 1, ip: 10.8.0.1/24}}\n  - {{name: h2, port: 2, ip: 10.8.0.2/24}}\nchecks:\n  - {{expect_no_ping: {{from: h1, to: h2}}}}\n",
+            std::process::id(),
+            repo().join("flows/l2-learning.yaml").display()
+        ),
+    )
+    .expect("write");
+    let p = prefix('f');
+    let out = Command::new(env!("CARGO_BIN_EXE_flowswitch"))
+        .args(["up"])
+        .arg(&file)
+        .args(["--check", "--prefix", &p])
+        .env("FLOWSWITCH_RUN_DIR", &dir)
+        .output()
+        .expect("run flowswitch up");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert_eq!(result(&text, "expect_no_ping h1 -> h2"), "FAIL", "{text}");
+    assert!(!netns::namespace_exists(&format!("{p}h1")), "{text}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
