@@ -9,13 +9,12 @@
 
 use std::fs::File;
 use std::io::BufWriter;
-use std::os::fd::RawFd;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use datapath::dp::port::{Frame, FramePool, Port, PortError, PortId};
+use datapath::dp::port::{Frame, FramePool, Port, PortError};
 use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
 use pcap_file::{DataLink, Endianness};
 
@@ -97,25 +96,7 @@ impl CapturePort {
 }
 
 impl Port for CapturePort {
-    fn id(&self) -> PortId {
-        self.inner.id()
-    }
-
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-
-    fn queues(&self) -> u16 {
-        self.inner.queues()
-    }
-
-    fn is_up(&self) -> bool {
-        self.inner.is_up()
-    }
-
-    fn rx_fd(&self, queue: u16) -> Option<RawFd> {
-        self.inner.rx_fd(queue)
-    }
+    datapath::forward_port_identity!(inner);
 
     fn recv(
         &self,

@@ -118,6 +118,35 @@ pub trait Port: Send + Sync {
     }
 }
 
+/// Inside `impl Port for Wrapper`, forwards `id`, `name`, `queues`,
+/// `is_up` and `rx_fd` to the port in field `$inner` (an `Arc<dyn Port>`):
+/// for ports that wrap another one and change only what goes through
+/// `recv` and `send` (switch-side VLAN tagging, pcap capture).
+#[macro_export]
+macro_rules! forward_port_identity {
+    ($inner:ident) => {
+        fn id(&self) -> $crate::dp::port::PortId {
+            self.$inner.id()
+        }
+
+        fn name(&self) -> &str {
+            self.$inner.name()
+        }
+
+        fn queues(&self) -> u16 {
+            self.$inner.queues()
+        }
+
+        fn is_up(&self) -> bool {
+            self.$inner.is_up()
+        }
+
+        fn rx_fd(&self, queue: u16) -> Option<std::os::fd::RawFd> {
+            self.$inner.rx_fd(queue)
+        }
+    };
+}
+
 /// A set of VLAN ids (0..=4095) as a bitmap.
 #[derive(Clone, PartialEq, Eq)]
 pub struct VlanSet {

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::frame::{insert_tag, remove_tag, TAG_LEN};
-use super::{Frame, FramePool, Port, PortError, PortId};
+use super::{Frame, FramePool, Port, PortError};
 use crate::packet::vlan;
 
 /// Bytes of an Ethernet header.
@@ -100,25 +100,7 @@ impl TaggedPort {
 }
 
 impl Port for TaggedPort {
-    fn id(&self) -> PortId {
-        self.inner.id()
-    }
-
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-
-    fn queues(&self) -> u16 {
-        self.inner.queues()
-    }
-
-    fn is_up(&self) -> bool {
-        self.inner.is_up()
-    }
-
-    fn rx_fd(&self, queue: u16) -> Option<std::os::fd::RawFd> {
-        self.inner.rx_fd(queue)
-    }
+    crate::forward_port_identity!(inner);
 
     fn recv(
         &self,
