@@ -1,8 +1,9 @@
-//! Arbitrary bytes as a frame: extraction must never panic, and what it
-//! accepts must have consistent header offsets.
+//! Arbitrary bytes as a frame: extraction must never panic, what it
+//! accepts must have consistent header offsets, and its fast path must
+//! give what the general parser gives.
 #![no_main]
 
-use datapath::packet::extract;
+use datapath::packet::{extract, extract_general};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -23,7 +24,9 @@ fuzz_target!(|data: &[u8]| {
             frame[16..18].copy_from_slice(&inner.to_be_bytes());
         }
     }
-    match extract(&frame, u32::from(steer)) {
+    let got = extract(&frame, u32::from(steer));
+    assert_eq!(got, extract_general(&frame, u32::from(steer)), "{frame:02x?}");
+    match got {
         Ok(p) => {
             let (l3, l4, end) = (usize::from(p.l3), usize::from(p.l4), p.end as usize);
             assert!(l3 <= end && end <= frame.len(), "{p:?}");

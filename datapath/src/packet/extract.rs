@@ -53,8 +53,23 @@ impl Parsed {
 /// Parses `frame`, received on `in_port`, into a flow key and header offsets
 /// in one pass. See the [module docs](super) for the fields and for what is
 /// malformed. Never panics.
+///
+/// Untagged TCP or UDP over IPv4 without options goes through the
+/// straight-line parser of `fast.rs`; every other frame (and any
+/// the fast parser has doubts about) through [`extract_general`].
 #[inline]
 pub fn extract(frame: &[u8], in_port: u32) -> Result<Parsed, ParseError> {
+    match super::fast::parse(frame, in_port) {
+        Some(p) => Ok(p),
+        None => extract_general(frame, in_port),
+    }
+}
+
+/// The general parser: every frame shape, and the error of a malformed
+/// frame. [`extract`] gives the same result for every frame; this is the
+/// reference its fast path is tested (and fuzzed) against.
+#[inline]
+pub fn extract_general(frame: &[u8], in_port: u32) -> Result<Parsed, ParseError> {
     let len = frame.len();
     if len > MAX_FRAME_LEN {
         return Err(ParseError::TooLong { len });

@@ -384,7 +384,7 @@ impl Worker {
     }
 
     /// The second half: the tables, the actions, the cache update.
-    #[inline]
+    #[inline(always)]
     fn run(&mut self, frame: &mut Frame, in_port: PortId, now_ns: u64, pre: &Prepared) -> Outcome {
         self.stats.packets += 1;
         let (parsed, mut cached) = match pre {

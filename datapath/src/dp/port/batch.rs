@@ -108,7 +108,7 @@ impl TxBatch {
     /// Queues `frame` itself for the port at index `idx`, leaving an empty
     /// frame from the pool in its place; false (frame untouched) if there
     /// is no such port.
-    #[inline]
+    #[inline(always)]
     pub fn move_to(&mut self, idx: usize, frame: &mut Frame) -> bool {
         if idx >= self.queues.len() {
             return false;
