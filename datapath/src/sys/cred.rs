@@ -21,9 +21,10 @@ pub fn peer_uid(sock: &impl AsRawFd) -> io::Result<u32> {
         gid: u32::MAX,
     };
     let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
-    // SAFETY: `cred` is a live, writable ucred and `len` holds its exact
-    // size; the kernel writes at most `len` bytes and updates `len`. An
-    // invalid descriptor is reported through the return value.
+    // `cred` is a live, writable ucred and `len` holds its exact size; the
+    // kernel writes at most `len` bytes and updates `len`. An invalid
+    // descriptor is reported through the return value.
+    // SAFETY: by the reasons just given.
     let rc = unsafe {
         libc::getsockopt(
             sock.as_raw_fd(),

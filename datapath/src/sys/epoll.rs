@@ -41,9 +41,10 @@ impl Epoll {
             events: libc::EPOLLIN as u32,
             u64: token,
         };
-        // SAFETY: `ev` is a live epoll_event the kernel reads (ignored
-        // for EPOLL_CTL_DEL); both descriptors are plain integers the
-        // kernel checks.
+        // `ev` is a live epoll_event the kernel reads (ignored for
+        // EPOLL_CTL_DEL); both descriptors are plain integers the kernel
+        // checks.
+        // SAFETY: by the reasons just given.
         let r = unsafe { libc::epoll_ctl(self.fd.as_raw_fd(), op, fd, &mut ev) };
         if r < 0 {
             return Err(io::Error::last_os_error());

@@ -13,9 +13,10 @@ pub fn prefetch<T: ?Sized>(p: *const T) {
     #[cfg(target_arch = "x86_64")]
     {
         use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        // SAFETY: `prefetcht0` is a hint that never faults, whatever the
-        // address, and neither reads into registers nor writes memory; SSE,
-        // the feature it needs, is part of the x86-64 baseline.
+        // `prefetcht0` is a hint that never faults, whatever the address,
+        // and neither reads into registers nor writes memory; SSE, the
+        // feature it needs, is part of the x86-64 baseline.
+        // SAFETY: by the reasons just given.
         unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast::<i8>()) }
     }
     #[cfg(not(target_arch = "x86_64"))]
