@@ -12,6 +12,8 @@
 //! Without root, `/dev/net/tun`, `ip` or `ping` a test prints that it
 //! skipped, and fails under `CI=true`.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
@@ -24,40 +26,6 @@ use controller::model;
 use controller::run::{RunOptions, RunningSwitch};
 use datapath::dp::port::Port;
 use datapath::sys::netns;
-
-/// Whether the machine can run these tests; under CI=true it must.
-fn prerequisites(test: &str) -> bool {
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false);
-    let tun = Path::new("/dev/net/tun").exists();
-    let tool = |t: &str| {
-        Command::new("sh")
-            .args(["-c", &format!("command -v {t}")])
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false)
-    };
-    let missing: Vec<&str> = [
-        (!root).then_some("root"),
-        (!tun).then_some("/dev/net/tun"),
-        (!tool("ip")).then_some("ip"),
-        (!tool("ping")).then_some("ping"),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    if missing.is_empty() {
-        return true;
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{test}: CI=true but missing {missing:?}");
-    }
-    eprintln!("{test}: skipped, missing {missing:?}");
-    false
-}
 
 /// Runs `ip ARGS`, panicking with its stderr on failure.
 fn ip(args: &[&str]) {
@@ -255,7 +223,7 @@ fn wait_for(mut cond: impl FnMut() -> bool) -> bool {
 /// several connections at once so that both queues carry traffic.
 #[test]
 fn ping_and_tcp_between_two_namespaces() {
-    if !prerequisites("ping_and_tcp_between_two_namespaces") {
+    if !common::prerequisites("ping_and_tcp_between_two_namespaces") {
         return;
     }
     let mut net = Net::new("a");
@@ -298,7 +266,7 @@ fn ping_and_tcp_between_two_namespaces() {
 /// offload) and on offload ports.
 #[test]
 fn jumbo_frames() {
-    if !prerequisites("jumbo_frames") {
+    if !common::prerequisites("jumbo_frames") {
         return;
     }
     for offload in [false, true] {
@@ -336,7 +304,7 @@ fn jumbo_frames() {
 /// segment with a bad checksum, and the transfer checks every byte).
 #[test]
 fn offload_and_plain_ports_mixed() {
-    if !prerequisites("offload_and_plain_ports_mixed") {
+    if !common::prerequisites("offload_and_plain_ports_mixed") {
         return;
     }
     let mut net = Net::new("m");
@@ -373,7 +341,7 @@ fn offload_and_plain_ports_mixed() {
 /// (A pushes and pops tags on them); h1 cannot reach h2.
 #[test]
 fn vlan_trunk_between_three_namespaces() {
-    if !prerequisites("vlan_trunk_between_three_namespaces") {
+    if !common::prerequisites("vlan_trunk_between_three_namespaces") {
         return;
     }
     let mut net = Net::new("v");
@@ -444,7 +412,7 @@ fn vlan_trunk_between_three_namespaces() {
 /// transfers complete, byte for byte.
 #[test]
 fn ports_removed_and_gone_while_traffic_flows() {
-    if !prerequisites("ports_removed_and_gone_while_traffic_flows") {
+    if !common::prerequisites("ports_removed_and_gone_while_traffic_flows") {
         return;
     }
     let mut net = Net::new("r");
@@ -523,7 +491,7 @@ impl Drop for ChildGuard {
 /// requests (received) and replies (sent).
 #[test]
 fn run_command_forwards_captures_and_cleans_up() {
-    if !prerequisites("run_command_forwards_captures_and_cleans_up") {
+    if !common::prerequisites("run_command_forwards_captures_and_cleans_up") {
         return;
     }
     let mut net = Net::new("c");

@@ -8,29 +8,13 @@
 //! Privileged: needs root, `ip` and `ping`. Outside CI it skips without
 //! them; under `CI=true` it fails. Every name carries this process's id.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Once;
 
 use controller::up::{self, checks, netns, UpError, UpOpts};
-
-fn can_run() -> bool {
-    let root = up::euid() == Some(0);
-    let tools = checks::have("ip") && checks::have("ping");
-    if root && tools {
-        return true;
-    }
-    let why = format!("root: {root}, ip and ping installed: {tools}");
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("privileged test cannot run under CI=true ({why})");
-    }
-    eprintln!("skipped: needs root, ip and ping ({why})");
-    false
-}
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
 
 /// A scratch directory for this process, used as the run directory too.
 fn scratch() -> PathBuf {
@@ -53,7 +37,7 @@ fn topology(name: &str, vlan: Option<u16>, checks: &str) -> PathBuf {
     let vlan = vlan.map_or(String::new(), |v| format!(", vlan: {v}"));
     let text = format!(
         "name: {name}\nflows: {}\nhosts:\n  - {{name: h1, port: 1, ip: 10.9.0.1/24{vlan}}}\n  - {{name: h2, port: 2, ip: 10.9.0.2/24{vlan}}}\nchecks:\n{checks}",
-        repo().join("flows/l2-learning.yaml").display()
+        common::repo().join("flows/l2-learning.yaml").display()
     );
     let path = scratch().join(format!("{name}.yaml"));
     std::fs::write(&path, text).expect("write topology");
@@ -87,7 +71,7 @@ fn veth(plan: &controller::model::SwitchPlan, _vlans: &[up::HostVlan]) -> Result
 
 #[test]
 fn two_hosts_back_to_back_pass_their_checks_and_go_away() {
-    if !can_run() {
+    if !common::prerequisites("two_hosts_back_to_back_pass_their_checks_and_go_away") {
         return;
     }
     let name = format!("upa{}", std::process::id());
@@ -130,7 +114,7 @@ fn two_hosts_back_to_back_pass_their_checks_and_go_away() {
 
 #[test]
 fn names_that_exist_are_refused_and_left_alone() {
-    if !can_run() {
+    if !common::prerequisites("names_that_exist_are_refused_and_left_alone") {
         return;
     }
     let name = format!("upr{}", std::process::id());
@@ -166,7 +150,7 @@ fn names_that_exist_are_refused_and_left_alone() {
 
 #[test]
 fn down_cleans_up_after_a_crash() {
-    if !can_run() {
+    if !common::prerequisites("down_cleans_up_after_a_crash") {
         return;
     }
     let name = format!("upd{}", std::process::id());

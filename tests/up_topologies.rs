@@ -8,29 +8,11 @@
 //! (a letter and this process's id), so the tests run in parallel and
 //! beside anything else on the machine.
 
-use std::path::{Path, PathBuf};
+mod common;
+
 use std::process::Command;
 
-use controller::up::{self, checks, netns};
-
-fn can_run() -> bool {
-    let root = up::euid() == Some(0);
-    let tun = Path::new("/dev/net/tun").exists();
-    let tools = checks::have("ip") && checks::have("ping");
-    if root && tun && tools {
-        return true;
-    }
-    let why = format!("root: {root}, /dev/net/tun: {tun}, ip and ping: {tools}");
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("privileged test cannot run under CI=true ({why})");
-    }
-    eprintln!("skipped: needs root, /dev/net/tun, ip and ping ({why})");
-    false
-}
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+use controller::up::netns;
 
 /// A short prefix unique to this test and process: TAP names are
 /// `fs-PREFIX HOST` and must fit in 15 bytes (`quarant` is 7).
@@ -48,7 +30,7 @@ fn up_check(file: &str, tag: char) -> String {
     let p = prefix(tag);
     let run_dir = std::env::temp_dir().join(format!("fs-up-topo-{tag}-{}", std::process::id()));
     let out = Command::new(env!("CARGO_BIN_EXE_flowswitch"))
-        .current_dir(repo())
+        .current_dir(common::repo())
         .args(["up", file, "--check", "--prefix", &p])
         .env("FLOWSWITCH_RUN_DIR", &run_dir)
         .output()
@@ -62,7 +44,8 @@ fn up_check(file: &str, tag: char) -> String {
     );
     assert!(text.contains("tearing down"), "{text}");
     // Nothing left: no namespace or TAP with this prefix.
-    let topo = controller::model::load_topology(&repo().join(file)).expect("topology loads");
+    let topo =
+        controller::model::load_topology(&common::repo().join(file)).expect("topology loads");
     for h in &topo.hosts {
         assert!(
             !netns::namespace_exists(&format!("{p}{}", h.name)),
@@ -86,7 +69,7 @@ fn result(text: &str, check: &str) -> String {
 
 #[test]
 fn two_hosts() {
-    if !can_run() {
+    if !common::prerequisites("two_hosts") {
         return;
     }
     let t = up_check("topologies/two-hosts.yaml", 'w');
@@ -97,7 +80,7 @@ fn two_hosts() {
 
 #[test]
 fn vlan_trunk_isolates_the_vlans() {
-    if !can_run() {
+    if !common::prerequisites("vlan_trunk_isolates_the_vlans") {
         return;
     }
     let t = up_check("topologies/vlan-trunk.yaml", 'v');
@@ -114,7 +97,7 @@ fn vlan_trunk_isolates_the_vlans() {
 
 #[test]
 fn acl_allows_the_client_and_blocks_quarantine() {
-    if !can_run() {
+    if !common::prerequisites("acl_allows_the_client_and_blocks_quarantine") {
         return;
     }
     let t = up_check("topologies/acl.yaml", 'a');
@@ -129,7 +112,7 @@ fn acl_allows_the_client_and_blocks_quarantine() {
 
 #[test]
 fn star_of_eight() {
-    if !can_run() {
+    if !common::prerequisites("star_of_eight") {
         return;
     }
     let t = up_check("topologies/star.yaml", 's');
@@ -141,7 +124,7 @@ fn star_of_eight() {
 /// A failing check makes `up --check` exit 1 (and still tear down).
 #[test]
 fn a_failing_check_exits_1() {
-    if !can_run() {
+    if !common::prerequisites("a_failing_check_exits_1") {
         return;
     }
     let dir = std::env::temp_dir().join(format!("fs-up-fail-{}", std::process::id()));
@@ -153,7 +136,7 @@ fn a_failing_check_exits_1() {
         format!(
             "name: upfail{}\nflows: {}\nhosts:\n  - {{name: h1, port: 1, ip: 10.8.0.1/24}}\n  - {{name: h2, port: 2, ip: 10.8.0.2/24}}\nchecks:\n  - {{expect_no_ping: {{from: h1, to: h2}}}}\n",
             std::process::id(),
-            repo().join("flows/l2-learning.yaml").display()
+            common::repo().join("flows/l2-learning.yaml").display()
         ),
     )
     .expect("write");

@@ -238,16 +238,18 @@ pub fn main() -> ExitCode {
             },
             engine.engine(),
         )),
-        Cmd::Down { name } => Ok(match crate::up::down(&crate::up::run_dir(), &name) {
-            Ok(deleted) => {
-                println!("{name}: deleted {} namespaces", deleted.len());
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("flowswitch down: {e}");
-                ExitCode::FAILURE
-            }
-        }),
+        Cmd::Down { name } => Ok(
+            match crate::up::down(&crate::control::run_dir(None), &name) {
+                Ok(deleted) => {
+                    println!("{name}: deleted {} namespaces", deleted.len());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("flowswitch down: {e}");
+                    ExitCode::FAILURE
+                }
+            },
+        ),
         Cmd::BulkRecv { port, timeout } => Ok(crate::up::bulk::recv_main(port, timeout)),
         Cmd::BulkSend { to, port, seconds } => Ok(crate::up::bulk::send_main(to, port, seconds)),
         Cmd::Ctl {

@@ -37,17 +37,6 @@ pub use crate::run::HostVlan;
 use checks::{CheckResult, HostNs};
 use netns::{Netns, NetnsError, IFNAME_MAX};
 
-/// Where state files and control sockets live, unless `FLOWSWITCH_RUN_DIR`
-/// says otherwise.
-pub const DEFAULT_RUN_DIR: &str = "/run/flowswitch";
-
-/// The run directory: `$FLOWSWITCH_RUN_DIR` or [`DEFAULT_RUN_DIR`].
-pub fn run_dir() -> PathBuf {
-    std::env::var_os("FLOWSWITCH_RUN_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_RUN_DIR))
-}
-
 /// Why `up` or `down` stopped.
 #[derive(Debug, Error)]
 pub enum UpError {
@@ -83,7 +72,7 @@ pub struct UpOpts {
     pub check: bool,
     /// Put before every namespace and TAP name (tests use a unique one).
     pub prefix: String,
-    /// Where the state file goes ([`run_dir`] by default).
+    /// Where the state file goes ([`crate::control::run_dir`] by default).
     pub run_dir: PathBuf,
 }
 
@@ -92,7 +81,7 @@ impl Default for UpOpts {
         UpOpts {
             check: false,
             prefix: String::new(),
-            run_dir: run_dir(),
+            run_dir: crate::control::run_dir(None),
         }
     }
 }
@@ -111,12 +100,6 @@ pub struct UpState {
     pub name: String,
     pub pid: u32,
     pub hosts: Vec<HostNames>,
-}
-
-/// The effective uid of this process (the owner of `/proc/self`).
-pub fn euid() -> Option<u32> {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/self").ok().map(|m| m.uid())
 }
 
 /// Each host's namespace and TAP names under `prefix`.
@@ -331,10 +314,9 @@ pub fn bring_up<G>(
     for w in &topo.warnings {
         eprintln!("warning: {w}");
     }
-    match euid() {
-        Some(0) => {}
-        Some(uid) => return Err(UpError::NotRoot(uid)),
-        None => return Err(UpError::NotRoot(u32::MAX)),
+    match datapath::sys::cred::effective_uid() {
+        0 => {}
+        uid => return Err(UpError::NotRoot(uid)),
     }
     let names = names(&topo, &opts.prefix)?;
     claim_names(&opts.run_dir, &topo, &names)?;

@@ -49,7 +49,7 @@ use thiserror::Error;
 use super::mac::MacTable;
 use super::meter::Meters;
 use super::pipeline::{Generation, Worker, WorkerConfig};
-use super::port::{Frame, Port, PortError, PortId, PortSet, VlanSet};
+use super::port::{Port, PortError, PortId, PortSet, VlanSet};
 use super::stats::{PortTotals, Snapshot, SwitchStats};
 use crate::sys::epoll::Epoll;
 
@@ -425,20 +425,14 @@ fn unregister(slots: &[Slot], ep: &Epoll) {
 }
 
 /// Reads and runs batches from one slot until its queue is empty.
-fn serve(
-    worker: &mut Worker,
-    shared: &Shared,
-    ports: &PortSet,
-    slot: &mut Slot,
-    rx: &mut Vec<Frame>,
-    ep: &Epoll,
-) {
-    let (Some(port), Some(id)) = (ports.get(slot.idx), ports.id(slot.idx)) else {
+fn serve(worker: &mut Worker, shared: &Shared, ports: &PortSet, slot: &mut Slot, ep: &Epoll) {
+    let Some(port) = ports.get(slot.idx) else {
         return;
     };
     let batch = shared.config.batch;
     for _ in 0..MAX_ROUNDS {
-        let n = match port.recv(slot.queue, worker.state().tx().pool(), rx, batch) {
+        let now = shared.clock.elapsed().as_nanos() as u64;
+        let n = match worker.receive(ports, slot.idx, slot.queue, batch, now) {
             Ok(n) => n,
             Err(_) => {
                 shared.rx_errors.fetch_add(1, Ordering::Relaxed);
@@ -456,13 +450,6 @@ fn serve(
         if n == 0 {
             break;
         }
-        if let Some(c) = worker.counters().port(slot.idx) {
-            c.rx_packets.add(n as u64);
-            c.rx_bytes.add(rx.iter().map(|f| f.len() as u64).sum());
-        }
-        let now = shared.clock.elapsed().as_nanos() as u64;
-        worker.process_frames(rx, id, now);
-        worker.state().tx().pool().put_all(rx);
         worker.flush();
         if n < batch {
             break;
@@ -490,7 +477,6 @@ fn worker_loop(index: usize, shared: &Shared, mut ep: Epoll) {
     );
     worker.follow(Arc::clone(&shared.generation));
     let mut slots = assign(&epoch.ports, index, threads, &ep);
-    let mut rx = Vec::with_capacity(shared.config.batch);
     let mut ready = Vec::new();
     while !shared.stop.load(Ordering::Relaxed) {
         let cur = shared.epoch.load();
@@ -513,17 +499,16 @@ fn worker_loop(index: usize, shared: &Shared, mut ep: Epoll) {
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
         worker.refresh();
-        let ports = Arc::clone(&epoch.ports);
         for &token in &ready {
             if let Some(slot) = slots.get_mut(token as usize) {
                 if !slot.dead {
-                    serve(&mut worker, shared, &ports, slot, &mut rx, &ep);
+                    serve(&mut worker, shared, &epoch.ports, slot, &ep);
                 }
             }
         }
         if polled {
             for slot in slots.iter_mut().filter(|s| s.fd.is_none() && !s.dead) {
-                serve(&mut worker, shared, &ports, slot, &mut rx, &ep);
+                serve(&mut worker, shared, &epoch.ports, slot, &ep);
             }
         }
     }

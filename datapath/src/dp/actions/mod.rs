@@ -277,6 +277,12 @@ impl PacketState {
         self.offload = VnetHdr::default();
     }
 
+    /// The current packet's time in ms (set by [`begin`](Self::begin)).
+    #[inline]
+    pub fn now_ms(&self) -> u64 {
+        self.now_ms
+    }
+
     /// Sets the current packet's offload metadata (after
     /// [`begin`](Self::begin); the frame's [`Frame::offload`]).
     #[inline]

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use super::datapath::{Datapath, DatapathError};
 use super::generation::{BuildError, BuildStats, Generation, GenerationSpec, MissPolicy};
-use super::worker::{WorkerConfig, WorkerStats};
+use super::worker::{Worker, WorkerConfig, WorkerStats};
 use crate::classifier::testgen::{self, GenFlow};
 use crate::dp::mac::MacTable;
 use crate::dp::meter::Meters;
@@ -214,14 +214,14 @@ impl Bench {
         })
     }
 
-    /// Sends `templates` round-robin into port 1 of a fresh datapath for
-    /// about `duration` (after one warm-up pass over the templates) and
-    /// measures one worker.
-    pub fn measure(
+    /// A fresh datapath whose port 1 repeats `templates` round-robin (ports
+    /// 2 and 3 count what they are sent), and its worker 0 after one pass
+    /// over the templates; with the simulated clock (ns) reached. `None`
+    /// if the generation has no worker 0.
+    pub fn warmed(
         &self,
         templates: Vec<Vec<u8>>,
-        duration: Duration,
-    ) -> Result<Rate, DatapathError> {
+    ) -> Result<Option<(Datapath, Worker, u64)>, DatapathError> {
         let rx = Arc::new(MemPort::with_mode(1, "rx", TxMode::Count));
         let ports: Vec<Arc<dyn Port>> = vec![
             Arc::clone(&rx) as Arc<dyn Port>,
@@ -236,7 +236,7 @@ impl Bench {
             1,
         )?;
         let Some(mut w) = dp.worker(0, WorkerConfig::default()) else {
-            return Ok(Rate::default());
+            return Ok(None);
         };
         let warm = templates.len() as u64;
         rx.repeat_rx(templates, None);
@@ -246,6 +246,20 @@ impl Bench {
             seen += w.poll(BATCH, now).map_err(DatapathError::Port)? as u64;
             now += 1000;
         }
+        Ok(Some((dp, w, now)))
+    }
+
+    /// Sends `templates` round-robin into port 1 of a fresh datapath for
+    /// about `duration` (after one warm-up pass over the templates) and
+    /// measures one worker.
+    pub fn measure(
+        &self,
+        templates: Vec<Vec<u8>>,
+        duration: Duration,
+    ) -> Result<Rate, DatapathError> {
+        let Some((_dp, mut w, mut now)) = self.warmed(templates)? else {
+            return Ok(Rate::default());
+        };
         let before = w.stats();
         let cpu0 = thread_cpu();
         let t0 = Instant::now();

@@ -272,36 +272,55 @@ impl Worker {
     pub fn poll(&mut self, max: usize, now_ns: u64) -> Result<usize, PortError> {
         self.refresh();
         let ports = Arc::clone(self.state.ports());
-        let mut rx = std::mem::take(&mut self.rx);
         let mut total = 0;
         let mut first_error = None;
         for idx in 0..ports.len() {
-            let (Some(port), Some(id)) = (ports.get(idx), ports.id(idx)) else {
+            let Some(port) = ports.get(idx) else {
                 continue;
             };
             let queue = (self.index % usize::from(port.queues().max(1))) as u16;
-            let n = match port.recv(queue, self.state.tx().pool(), &mut rx, max) {
-                Ok(n) => n,
+            match self.receive(&ports, idx, queue, max, now_ns) {
+                Ok(n) => total += n,
                 Err(e) => {
                     first_error.get_or_insert(e);
-                    continue;
                 }
-            };
+            }
+        }
+        let flushed = self.state.flush();
+        match first_error.or(flushed.error) {
+            Some(e) if total == 0 => Err(e),
+            _ => Ok(total),
+        }
+    }
+
+    /// Receives up to `max` frames from `queue` of the port at index `idx`
+    /// of `ports`, counts them on that port, runs them at `now_ns` and
+    /// recycles their buffers. Outputs stay queued ([`flush`](Self::flush)
+    /// sends them). Returns the number of frames received.
+    pub fn receive(
+        &mut self,
+        ports: &PortSet,
+        idx: usize,
+        queue: u16,
+        max: usize,
+        now_ns: u64,
+    ) -> Result<usize, PortError> {
+        let (Some(port), Some(id)) = (ports.get(idx), ports.id(idx)) else {
+            return Ok(0);
+        };
+        let mut rx = std::mem::take(&mut self.rx);
+        let got = port.recv(queue, self.state.tx().pool(), &mut rx, max);
+        if let Ok(n) = got {
             if let Some(c) = self.counters.port(idx) {
                 c.rx_packets.add(n as u64);
                 c.rx_bytes
                     .add(rx.iter().map(|f| f.len() as u64).sum::<u64>());
             }
             self.process_frames(&mut rx, id, now_ns);
-            total += n;
-            self.state.tx().pool().put_all(&mut rx);
         }
+        self.state.tx().pool().put_all(&mut rx);
         self.rx = rx;
-        let flushed = self.state.flush();
-        match first_error.or(flushed.error) {
-            Some(e) if total == 0 => Err(e),
-            _ => Ok(total),
-        }
+        got
     }
 
     /// Runs one packet like [`process`](Self::process), sends its outputs,
@@ -420,7 +439,7 @@ impl Worker {
             cacheable: true,
         };
         let mut asked = false;
-        let now_ms = now_ns / 1_000_000;
+        let now_ms = state.now_ms();
         let flow_counters = gen.flow_stats().worker(*index);
         let mut cx = Cx {
             gen,
