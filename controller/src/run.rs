@@ -1,19 +1,25 @@
-//! `flowswitch run SWITCH.yaml [--pcap PORT=FILE ...] [--engine jit|interp]`:
-//! the switch on real TAP devices.
+//! `flowswitch run SWITCH.yaml [--pcap PORT=FILE ...] [--engine jit|interp]
+//! [--run-dir DIR]`: the switch on real TAP devices, with its control
+//! socket and hot reload.
 //!
 //! It creates a TAP device for each entry of `ports:` (offload ports with
 //! the virtio-net header, TSO and checksum offload, `queues` descriptors;
 //! plain ports through the `tun-tap` crate), brings them up, compiles the
 //! flows, starts `switch.threads` workers
-//! ([`datapath::dp::switch::Switch`]) and forwards until SIGINT or
-//! SIGTERM. Then it stops the workers, prints the port counters and
-//! closes the TAP descriptors, which removes the devices (they are not
-//! persistent), and exits 0.
+//! ([`datapath::dp::switch::Switch`]) and hands the switch to a
+//! [`Switchd`], which serves the control socket
+//! `<run dir>/<switch.name>.sock` (`flowswitch ctl`) and reloads the file
+//! on `ctl reload`, SIGHUP or a change to the file, and expires timed-out
+//! flows. It forwards until SIGINT or SIGTERM. Then it removes the socket,
+//! stops the workers, prints the port counters and closes the TAP
+//! descriptors, which removes the devices (they are not persistent), and
+//! exits 0.
 //!
-//! [`RunningSwitch`] is the same thing as a library: tests and, later,
-//! `flowswitch up` start a switch in-process with
-//! [`RunningSwitch::start`], add and remove TAP ports while it runs, and
-//! [`RunningSwitch::stop`] it.
+//! [`RunningSwitch`] is the same thing as a library: tests and
+//! `flowswitch up` start a switch in-process with [`RunningSwitch::start`]
+//! (no controller) or [`RunningSwitch::controlled`] (with its [`Switchd`];
+//! then [`Switchd::serve`] for the socket), add and remove TAP ports while
+//! it runs, and [`RunningSwitch::stop`] it.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -22,6 +28,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use datapath::dp::mac::{MacConfig, MacTable};
+use datapath::dp::pipeline::Generation;
 use datapath::dp::port::{Port, PortId, TapConfig, TapPort};
 use datapath::dp::stats::Snapshot;
 use datapath::dp::switch::{Switch, SwitchConfig};
@@ -30,6 +37,8 @@ use datapath::ebpf::engine::Engine;
 use crate::capture::CapturePort;
 use crate::dataplane::{self, EngineOpt};
 use crate::model::{self, PortDesc, SwitchPlan};
+use crate::switchd::watch::WatchOptions;
+use crate::switchd::{self, Switchd};
 
 /// How to run a switch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,7 +66,7 @@ impl Default for RunOptions {
 /// A running switch with its TAP ports; see the [module docs](self).
 #[derive(Debug)]
 pub struct RunningSwitch {
-    switch: Switch,
+    switch: Arc<Switch>,
     taps: Mutex<Vec<Arc<TapPort>>>,
     captures: Vec<Arc<CapturePort>>,
     mtu: Option<u32>,
@@ -87,6 +96,39 @@ impl RunningSwitch {
         let threads = opts.threads.unwrap_or(plan.threads).max(1);
         let generation =
             dataplane::build_generation(plan, opts.engine, threads).map_err(|e| e.join("\n"))?;
+        Self::start_with(plan, Arc::new(generation), opts)
+    }
+
+    /// Loads and compiles the switch file `path` and starts it under a
+    /// [`Switchd`] (reloads, run-time flows, reports; one clock for
+    /// packets and timeouts). Serve its socket with [`Switchd::serve`].
+    pub fn controlled(path: &Path, opts: &RunOptions) -> Result<(Self, Arc<Switchd>), String> {
+        let plan = model::load_switch(path).map_err(|e| e.to_string())?;
+        let sopts = switchd::Options {
+            engine: opts.engine,
+            workers: opts.threads.unwrap_or(plan.threads).max(1),
+            ..switchd::Options::default()
+        };
+        let prep = Switchd::prepare(path, &sopts).map_err(|e| e.to_string())?;
+        let sw = Self::start_with(prep.plan(), prep.generation(), opts)?;
+        let d = Switchd::start(prep, Arc::clone(&sw.switch) as _, sopts);
+        Ok((sw, d))
+    }
+
+    /// Like [`start`](Self::start), with `generation` compiled from `plan`
+    /// for at least the workers `opts` asks for.
+    pub fn start_with(
+        plan: &SwitchPlan,
+        generation: Arc<Generation>,
+        opts: &RunOptions,
+    ) -> Result<Self, String> {
+        if !plan.ports_known || plan.ports.is_empty() {
+            return Err(format!(
+                "{}: no `ports:`: `flowswitch run` needs the TAP ports to create",
+                plan.source.display()
+            ));
+        }
+        let threads = opts.threads.unwrap_or(plan.threads).max(1);
         let meters = dataplane::meters(plan)?;
         let mut taps = Vec::new();
         for p in &plan.ports {
@@ -125,7 +167,7 @@ impl RunningSwitch {
             ports,
             MacTable::new(MacConfig::default()),
             meters,
-            Arc::new(generation),
+            generation,
             SwitchConfig {
                 threads,
                 ..SwitchConfig::default()
@@ -133,7 +175,7 @@ impl RunningSwitch {
         )
         .map_err(|e| e.to_string())?;
         Ok(RunningSwitch {
-            switch,
+            switch: Arc::new(switch),
             taps: Mutex::new(taps),
             captures,
             mtu: opts.mtu,
@@ -141,7 +183,7 @@ impl RunningSwitch {
     }
 
     /// The switch (generation, ports, counters).
-    pub fn switch(&self) -> &Switch {
+    pub fn switch(&self) -> &Arc<Switch> {
         &self.switch
     }
 
@@ -180,7 +222,9 @@ impl RunningSwitch {
         self.switch.snapshot()
     }
 
-    /// Stops the workers, closes the pcap files and the TAP devices.
+    /// Stops the workers, closes the pcap files and the TAP devices (a
+    /// [`Switchd`] still holding the switch can no longer change anything
+    /// that forwards).
     pub fn stop(self) {
         let RunningSwitch {
             switch, captures, ..
@@ -201,14 +245,10 @@ fn parse_pcap(arg: &str) -> Result<(String, PathBuf), String> {
 }
 
 /// The `flowswitch run` verb.
-pub fn run(file: &Path, pcap: &[String], engine: EngineOpt) -> ExitCode {
+pub fn run(file: &Path, pcap: &[String], engine: EngineOpt, run_dir: Option<&Path>) -> ExitCode {
     let fail = |msg: &str| {
         eprintln!("flowswitch run: {msg}");
         ExitCode::FAILURE
-    };
-    let plan = match model::load_switch(file) {
-        Ok(p) => p,
-        Err(e) => return fail(&e.to_string()),
     };
     let pcap = match pcap
         .iter()
@@ -229,37 +269,45 @@ pub fn run(file: &Path, pcap: &[String], engine: EngineOpt) -> ExitCode {
         pcap,
         ..RunOptions::default()
     };
-    let sw = match RunningSwitch::start(&plan, &opts) {
+    let (sw, switchd) = match RunningSwitch::controlled(file, &opts) {
         Ok(s) => s,
         Err(e) => return fail(&e),
     };
-    let names: Vec<String> = plan
-        .ports
-        .iter()
-        .map(|p| {
-            format!(
-                "{}={}{}",
-                p.id,
-                p.name,
-                if p.offload { "" } else { " (plain)" }
-            )
-        })
+    let dir = crate::control::run_dir(run_dir);
+    let serving = match switchd.serve(&dir, Some(WatchOptions::default())) {
+        Ok(s) => s,
+        Err(e) => {
+            sw.stop();
+            return fail(&e.to_string());
+        }
+    };
+    let set = sw.switch().ports();
+    let names: Vec<String> = (0..set.len())
+        .filter_map(|i| set.get(i).map(|p| format!("{}={}", p.id(), p.name())))
         .collect();
     println!(
-        "flowswitch: switch {} running, {} worker(s), ports {}; SIGINT or SIGTERM stops it",
-        plan.name,
-        opts.threads.unwrap_or(plan.threads).max(1),
-        names.join(", ")
+        "flowswitch: switch {} running, {} worker(s), ports {}; control socket {}; \
+         reloads on `flowswitch ctl {} reload`, SIGHUP or a change to {}; SIGINT or SIGTERM stops it",
+        switchd.name(),
+        sw.switch().workers(),
+        names.join(", "),
+        crate::control::socket_path(&dir, switchd.name()).display(),
+        switchd.name(),
+        file.display(),
     );
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(100));
     }
+    // The socket goes first: no change arrives while the switch stops.
+    drop(serving);
     let snap = sw.snapshot();
-    let gone: Vec<String> = plan
-        .ports
+    let gone: Vec<String> = sw
+        .switch()
+        .ports()
+        .ids()
         .iter()
-        .filter(|p| sw.tap(p.id).is_some_and(|t| t.is_gone()))
-        .map(|p| format!("{} ({})", p.id, p.name))
+        .filter(|&&id| sw.tap(id).is_some_and(|t| t.is_gone()))
+        .map(|id| id.to_string())
         .collect();
     sw.stop();
     for p in &snap.ports {
@@ -272,7 +320,7 @@ pub fn run(file: &Path, pcap: &[String], engine: EngineOpt) -> ExitCode {
     if !gone.is_empty() {
         println!("devices gone while running: {}", gone.join(", "));
     }
-    println!("flowswitch: stopped, TAP devices removed");
+    println!("flowswitch: stopped, socket and TAP devices removed");
     ExitCode::SUCCESS
 }
 

@@ -1,5 +1,6 @@
-//! The running switch's controller: it owns the switch file, the
-//! [`Datapath`] and the flows added at run time, and applies every change
+//! The running switch's controller: it owns the switch file, the data
+//! plane ([`Plane`]: the in-memory [`Datapath`] or the threaded `Switch` on
+//! TAP devices) and the flows added at run time, and applies every change
 //! to the tables.
 //!
 //! # What
@@ -33,14 +34,18 @@
 //!
 //! # Entry points
 //!
-//! A switch on devices: [`Switchd::prepare`] (load and compile), build the
-//! [`Datapath`] with the ports and [`Prepared::generation`], then
-//! [`Switchd::start`], then [`Switchd::serve`] for the control socket and
-//! the reload triggers. Workers must stamp packets with
-//! [`Switchd::clock`]'s `now_ns()`. In memory: [`Switchd::in_memory`].
+//! A switch on devices: [`Switchd::prepare`] (load and compile), start the
+//! plane with the ports and [`Prepared::generation`] (`RunningSwitch` in
+//! [`crate::run`] does it all: [`crate::run::RunningSwitch::switchd`]),
+//! then [`Switchd::start`], then [`Switchd::serve`] for the control socket
+//! and the reload triggers. A plane that stamps packets itself gives
+//! Switchd its clock ([`Plane::clock`]); otherwise workers must stamp
+//! packets with [`Switchd::clock`]'s `now_ns()`. In memory:
+//! [`Switchd::in_memory`].
 
 pub mod carry;
 pub mod clock;
+pub mod plane;
 mod report;
 pub mod show;
 pub mod watch;
@@ -66,6 +71,7 @@ use crate::model::{
 };
 use carry::Carry;
 pub use clock::Clock;
+pub use plane::Plane;
 use show::ChangeReport;
 
 /// Why a change was refused.
@@ -182,7 +188,7 @@ pub struct Serving {
 pub struct Switchd {
     name: String,
     opts: Options,
-    dp: Arc<Datapath>,
+    dp: Arc<dyn Plane>,
     state: Mutex<State>,
 }
 
@@ -318,9 +324,15 @@ impl Switchd {
         })
     }
 
-    /// Takes charge of `dp`, created with `prepared.generation()`.
-    pub fn start(prepared: Prepared, dp: Arc<Datapath>, opts: Options) -> Arc<Switchd> {
+    /// Takes charge of `dp`, created with `prepared.generation()`. If the
+    /// plane stamps packets with its own clock, that clock replaces
+    /// `opts.clock` (one clock for packets and timeouts).
+    pub fn start(prepared: Prepared, dp: Arc<dyn Plane>, mut opts: Options) -> Arc<Switchd> {
         let flows = prepared.built.defs.len();
+        if let Some(c) = dp.clock() {
+            opts.clock = c;
+        }
+        opts.workers = opts.workers.max(dp.workers());
         Arc::new(Switchd {
             name: prepared.file.name.clone(),
             opts,
@@ -386,8 +398,14 @@ impl Switchd {
         &self.name
     }
 
-    pub fn datapath(&self) -> &Arc<Datapath> {
+    /// The data plane.
+    pub fn plane(&self) -> &Arc<dyn Plane> {
         &self.dp
+    }
+
+    /// The in-memory datapath, when that is the plane.
+    pub fn datapath(&self) -> Option<&Datapath> {
+        self.dp.as_datapath()
     }
 
     /// The clock workers must stamp packets with.
@@ -446,7 +464,7 @@ impl Switchd {
             names: Vec::new(),
             build_ms: t0.elapsed().as_millis() as u64,
         };
-        // Built for `opts.workers`, the datapath's count: cannot fail.
+        // Built for `opts.workers`, at least the plane's count: cannot fail.
         let _ = self.dp.publish(Arc::clone(&built.generation));
         let flows = built.defs.len();
         let old = std::mem::replace(&mut st.built, built);
@@ -479,12 +497,13 @@ impl Switchd {
         let t0 = Instant::now();
         let path = path.map_or_else(|| st.path.clone(), Path::to_path_buf);
         let (file, topology) = load(&path)?;
+        let running = self.dp.ports();
         if file.ports_known
             && file
                 .ports
                 .iter()
                 .map(|p| p.id)
-                .ne(self.dp.ports().ids().iter().copied())
+                .ne(running.ids().iter().copied())
         {
             let ids = |v: &mut dyn Iterator<Item = u32>| {
                 v.map(|i| i.to_string()).collect::<Vec<_>>().join(", ")
@@ -492,7 +511,7 @@ impl Switchd {
             return Err(SwitchdError::Refused(format!(
                 "{}: the ports changed (running: {}; file: {}); ports are fixed while the switch runs: restart it",
                 path.display(),
-                ids(&mut self.dp.ports().ids().iter().copied()),
+                ids(&mut running.ids().iter().copied()),
                 ids(&mut file.ports.iter().map(|p| p.id)),
             )));
         }
