@@ -5,7 +5,9 @@
 //!
 //! - `ctl dump-flows` counts the pings the flows carried, `ctl dump-ports`
 //!   the TAP ports' packets, and `ctl reload` of a changed file installs it
-//!   with the counters of the unchanged flows carried over.
+//!   with the counters of the unchanged flows carried over; a port added
+//!   to the file gets its TAP at the reload, a port removed loses it, a
+//!   port whose settings changed is refused.
 //! - The reload storm: while iperf3 streams TCP, the file alternates
 //!   between two versions that both carry the traffic (one has an extra
 //!   flow that no packet of the test matches) and is reloaded 300 times,
@@ -69,7 +71,7 @@ tables:
 struct Rig {
     serving: Option<Serving>,
     switchd: Arc<Switchd>,
-    sw: Option<RunningSwitch>,
+    sw: Arc<RunningSwitch>,
     net: Net,
     ns: (String, String),
     file: PathBuf,
@@ -89,15 +91,15 @@ impl Drop for TempDir {
 impl Drop for Rig {
     fn drop(&mut self) {
         drop(self.serving.take());
-        if let Some(sw) = self.sw.take() {
-            sw.stop();
-        }
+        self.sw.stop();
     }
 }
 
 /// Starts the switch on `t1`/`t2`, moves them into two namespaces with
-/// addresses 10.`subnet`.0.1 and .2.
-fn rig(tag: &str, subnet: u8) -> Rig {
+/// addresses 10.`subnet`.0.1 and .2; the watcher as `flowswitch run` has
+/// it, but reloads on file changes only with `watch_file` (a test of
+/// `ctl reload` must be the one that reloads).
+fn rig(tag: &str, subnet: u8, watch_file: bool) -> Rig {
     let dir = std::env::temp_dir().join(format!("fs-rc-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -110,7 +112,13 @@ fn rig(tag: &str, subnet: u8) -> Rig {
         RunningSwitch::controlled(&file, &RunOptions::default()).unwrap_or_else(|e| panic!("{e}"));
     let run_dir = dir.0.join("run");
     let serving = switchd
-        .serve(&run_dir, Some(WatchOptions::default()))
+        .serve(
+            &run_dir,
+            Some(WatchOptions {
+                file: watch_file,
+                ..WatchOptions::default()
+            }),
+        )
         .unwrap();
     let (n1, n2) = (net.ns(1), net.ns(2));
     net.attach(&t1, &n1, "02:00:00:00:1c:01");
@@ -120,7 +128,7 @@ fn rig(tag: &str, subnet: u8) -> Rig {
     Rig {
         serving: Some(serving),
         switchd,
-        sw: Some(sw),
+        sw,
         net,
         ns: (n1, n2),
         file,
@@ -183,7 +191,7 @@ fn ctl_counts_pings_shows_tap_ports_and_reloads() {
     if !prerequisites("ctl_counts_pings_shows_tap_ports_and_reloads") {
         return;
     }
-    let r = rig("rp", 83);
+    let r = rig("rp", 83, false);
     assert!(
         socket_path(&r.run_dir, "rc").exists(),
         "the socket is served"
@@ -236,20 +244,47 @@ fn ctl_counts_pings_shows_tap_ports_and_reloads() {
     assert!(ping(&r.ns.0, "10.83.0.2", &[]), "ping after the reload");
     assert!(wait_for(|| r.flow_packets("ping21") == Some(6)));
     assert_eq!(r.flow_packets("ping12"), Some(6));
-    // A file whose ports changed is refused and changes nothing.
+    // A port added to the file: the reload creates its TAP; removed
+    // again: the TAP goes.
+    let exists = |d: &str| Path::new(&format!("/sys/class/net/{d}")).exists();
     let three = switch_yaml(&r.t(1), &r.t(2), true).replace(
         "tables:",
         &format!("  - {{id: 3, name: {}}}\ntables:", r.t(3)),
     );
     write_file(&r.file, &three);
     let o = r.ctl(&["reload"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(exists(&r.t(3)), "port 3's TAP");
+    let ports = r.ctl_json("dump-ports");
+    let ids: Vec<u64> = ports
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 3, "{ports}");
+    assert!(ids.contains(&3), "{ports}");
+    assert_eq!(r.flow_packets("ping12"), Some(6), "counters kept");
+    // A port whose settings changed is refused, and nothing changes.
+    let two = |q: &str| format!("name: {}, offload: true, queues: {q}", r.t(2));
+    write_file(&r.file, &three.replace(&two("2"), &two("1")));
+    let o = r.ctl(&["reload"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(
-        String::from_utf8_lossy(&o.stderr).contains("ports changed"),
+        String::from_utf8_lossy(&o.stderr).contains("changed its settings"),
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
-    assert_eq!(r.flow_packets("extra"), Some(0));
+    write_file(&r.file, &switch_yaml(&r.t(1), &r.t(2), false));
+    let o = r.ctl(&["reload"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(wait_for(|| !exists(&r.t(3))), "port 3's TAP removed");
+    assert_eq!(r.ctl_json("dump-ports").as_array().unwrap().len(), 2);
+    assert!(
+        ping(&r.ns.0, "10.83.0.2", &[]),
+        "ping after the port changes"
+    );
+    assert!(wait_for(|| r.flow_packets("ping21") == Some(9)));
 }
 
 /// iperf3's client report, with the server's side (`--get-server-output`
@@ -331,7 +366,7 @@ fn reload_storm_during_iperf3() {
     if !prerequisites_with("reload_storm_during_iperf3", &["iperf3"]) {
         return;
     }
-    let r = rig("rs", 84);
+    let r = rig("rs", 84, true);
     assert!(ping(&r.ns.0, "10.84.0.2", &[]), "ping through the switch");
     let port = 5201 + (std::process::id() % 1000) as u16;
     let port_s = port.to_string();
@@ -356,7 +391,7 @@ fn reload_storm_during_iperf3() {
             .unwrap_or(false)
     };
     assert!(wait_for(listening), "iperf3 server not listening");
-    let before = r.sw.as_ref().unwrap().snapshot();
+    let before = r.sw.snapshot();
     let client = Command::new("ip")
         .args(["netns", "exec", &r.ns.0, "iperf3", "-c", "10.84.0.2"])
         // Longer than the storm, which must end while it still runs.
@@ -430,7 +465,7 @@ fn reload_storm_during_iperf3() {
         let (p1, p2) = (delta(s, 1), delta(s, 2));
         (p1.0, p1.1, p2.0, p2.1) == (p2.2, p2.3, p1.2, p1.3)
     };
-    let sw = r.sw.as_ref().unwrap();
+    let sw = &r.sw;
     assert!(
         wait_for(|| balanced(&sw.snapshot())),
         "port 1 {:?}, port 2 {:?} (rx packets, rx bytes, tx packets, tx bytes)",

@@ -9,8 +9,9 @@
 //! ([`datapath::dp::switch::Switch`]) and hands the switch to a
 //! [`Switchd`], which serves the control socket
 //! `<run dir>/<switch.name>.sock` (`flowswitch ctl`) and reloads the file
-//! on `ctl reload`, SIGHUP or a change to the file, and expires timed-out
-//! flows. It forwards until SIGINT or SIGTERM. Then it removes the socket,
+//! on `ctl reload`, SIGHUP or a change to the file (creating the TAPs of
+//! ports the file added, removing those it dropped), and expires
+//! timed-out flows. It forwards until SIGINT or SIGTERM. Then it removes the socket,
 //! stops the workers, prints the port counters and closes the TAP
 //! descriptors, which removes the devices (they are not persistent), and
 //! exits 0.
@@ -28,8 +29,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use datapath::dp::mac::{MacConfig, MacTable};
+use datapath::dp::meter::Meters;
 use datapath::dp::pipeline::Generation;
-use datapath::dp::port::{Port, PortId, TapConfig, TapPort};
+use datapath::dp::port::{Port, PortId, PortSet, TapConfig, TapPort};
 use datapath::dp::stats::Snapshot;
 use datapath::dp::switch::{Switch, SwitchConfig};
 use datapath::ebpf::engine::Engine;
@@ -38,7 +40,7 @@ use crate::capture::CapturePort;
 use crate::dataplane::{self, EngineOpt};
 use crate::model::{self, PortDesc, SwitchPlan};
 use crate::switchd::watch::WatchOptions;
-use crate::switchd::{self, Switchd};
+use crate::switchd::{self, Plane, Switchd};
 
 /// How to run a switch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,7 +104,7 @@ impl RunningSwitch {
     /// Loads and compiles the switch file `path` and starts it under a
     /// [`Switchd`] (reloads, run-time flows, reports; one clock for
     /// packets and timeouts). Serve its socket with [`Switchd::serve`].
-    pub fn controlled(path: &Path, opts: &RunOptions) -> Result<(Self, Arc<Switchd>), String> {
+    pub fn controlled(path: &Path, opts: &RunOptions) -> Result<(Arc<Self>, Arc<Switchd>), String> {
         let plan = model::load_switch(path).map_err(|e| e.to_string())?;
         let sopts = switchd::Options {
             engine: opts.engine,
@@ -110,8 +112,8 @@ impl RunningSwitch {
             ..switchd::Options::default()
         };
         let prep = Switchd::prepare(path, &sopts).map_err(|e| e.to_string())?;
-        let sw = Self::start_with(prep.plan(), prep.generation(), opts)?;
-        let d = Switchd::start(prep, Arc::clone(&sw.switch) as _, sopts);
+        let sw = Arc::new(Self::start_with(prep.plan(), prep.generation(), opts)?);
+        let d = Switchd::start(prep, Arc::clone(&sw) as _, sopts);
         Ok((sw, d))
     }
 
@@ -222,17 +224,67 @@ impl RunningSwitch {
         self.switch.snapshot()
     }
 
-    /// Stops the workers, closes the pcap files and the TAP devices (a
-    /// [`Switchd`] still holding the switch can no longer change anything
-    /// that forwards).
-    pub fn stop(self) {
-        let RunningSwitch {
-            switch, captures, ..
-        } = self;
-        switch.stop();
-        for c in &captures {
+    /// Stops the workers, closes the pcap files and the TAP devices (the
+    /// switch lets its ports go; a [`Switchd`] still holding it can no
+    /// longer change anything that forwards).
+    pub fn stop(&self) {
+        self.switch.stop();
+        for c in &self.captures {
             c.finish();
         }
+        self.taps.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+}
+
+/// The plane of a switch on TAP devices: the [`Switch`]'s, plus ports
+/// made and removed at run time (a reload whose `ports:` changed).
+impl Plane for RunningSwitch {
+    fn publish(&self, generation: Arc<Generation>) -> Result<(), String> {
+        Plane::publish(&*self.switch, generation)
+    }
+
+    fn ports(&self) -> Arc<PortSet> {
+        self.switch.ports()
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        self.switch.snapshot()
+    }
+
+    fn workers(&self) -> usize {
+        self.switch.workers()
+    }
+
+    fn mac_table(&self) -> &Arc<MacTable> {
+        self.switch.mac_table()
+    }
+
+    fn meters(&self) -> &Arc<Meters> {
+        self.switch.meters()
+    }
+
+    fn clock(&self) -> Option<switchd::Clock> {
+        Plane::clock(&*self.switch)
+    }
+
+    fn ports_change(&self) -> bool {
+        true
+    }
+
+    fn add_ports(&self, ports: &[PortDesc]) -> Result<(), String> {
+        for (i, p) in ports.iter().enumerate() {
+            if let Err(e) = self.add_tap(p) {
+                for done in ports.iter().take(i) {
+                    let _ = self.remove_port(done.id);
+                }
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    fn remove_ports(&self, ids: &[PortId]) -> Result<(), String> {
+        ids.iter().try_for_each(|id| self.remove_port(*id))
     }
 }
 

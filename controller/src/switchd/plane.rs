@@ -6,20 +6,27 @@
 //! [`Switch`] on TAP devices (`flowswitch run`, `flowswitch up`; its
 //! workers stamp packets with their own clock). [`Plane`] is the little
 //! Switchd needs from either: publish a generation, the ports, the
-//! counters, the MAC table and meters (for live traces), and the packet
-//! clock when the plane has one. With port epochs, "the ports" are the
-//! current epoch's.
+//! counters, the MAC table and meters (for live traces), the packet
+//! clock when the plane has one, and, where the plane can, ports added
+//! and removed at run time (a reload whose `ports:` changed). With port
+//! epochs, "the ports" are the current epoch's.
+//!
+//! The in-memory datapath's ports are fixed; the `Switch` alone cannot
+//! make devices, so the plane of `flowswitch run` is its
+//! [`RunningSwitch`](crate::run::RunningSwitch), which creates the TAPs.
 
 use std::sync::Arc;
 
 use datapath::dp::mac::MacTable;
 use datapath::dp::meter::Meters;
 use datapath::dp::pipeline::{Datapath, Generation};
+use datapath::dp::port::PortId;
 use datapath::dp::port::PortSet;
 use datapath::dp::stats::Snapshot;
 use datapath::dp::switch::Switch;
 
 use super::Clock;
+use crate::model::PortDesc;
 
 /// See the [module docs](self).
 pub trait Plane: Send + Sync + std::fmt::Debug {
@@ -41,6 +48,28 @@ pub trait Plane: Send + Sync + std::fmt::Debug {
     /// workers).
     fn as_datapath(&self) -> Option<&Datapath> {
         None
+    }
+
+    /// Whether [`add_ports`](Self::add_ports) and
+    /// [`remove_ports`](Self::remove_ports) work.
+    fn ports_change(&self) -> bool {
+        false
+    }
+
+    /// Adds these ports while the switch runs: all or none.
+    fn add_ports(&self, ports: &[PortDesc]) -> Result<(), String> {
+        match ports.first() {
+            None => Ok(()),
+            Some(p) => Err(format!("cannot add port {} at run time", p.id)),
+        }
+    }
+
+    /// Removes these ports while the switch runs.
+    fn remove_ports(&self, ids: &[PortId]) -> Result<(), String> {
+        match ids.first() {
+            None => Ok(()),
+            Some(id) => Err(format!("cannot remove port {id} at run time")),
+        }
     }
 }
 

@@ -352,14 +352,24 @@ impl Switch {
         Ok(port)
     }
 
-    /// Stops the workers and waits for them (once; later calls return
-    /// at once). The switch stops forwarding for good.
+    /// Stops the workers, waits for them and lets the ports go (dropping
+    /// the last reference to a port closes its device); once, later calls
+    /// return at once. The switch stops forwarding for good; take a
+    /// [`snapshot`](Self::snapshot) before if the port counters matter.
     pub fn stop(&self) {
         self.shared.stop.store(true, Ordering::Relaxed);
         let threads = std::mem::take(&mut *self.threads.lock());
+        if threads.is_empty() {
+            return;
+        }
         for t in threads {
             let _ = t.join();
         }
+        let mut map = self.shared.edit.lock();
+        map.clear();
+        // An empty set cannot fail to build; if it did, the ports stay
+        // referenced until the switch is dropped.
+        let _ = self.republish(&map);
     }
 }
 
