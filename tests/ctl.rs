@@ -74,7 +74,11 @@ fn rig_with(tag: &str, watch: Option<WatchOptions>) -> Rig {
         clock: Clock::manual(0),
     };
     let (sw, ports) = Switchd::in_memory(&file, opts).unwrap();
-    let worker = sw.datapath().worker(0, WorkerConfig::default()).unwrap();
+    let worker = sw
+        .datapath()
+        .unwrap()
+        .worker(0, WorkerConfig::default())
+        .unwrap();
     let run_dir = dir.0.join("run");
     let serving = sw.serve(&run_dir, watch).unwrap();
     Rig {

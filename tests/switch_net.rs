@@ -12,86 +12,17 @@
 //! Without root, `/dev/net/tun`, `ip` or `ping` a test prints that it
 //! skipped, and fails under `CI=true`.
 
-mod common;
-
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
-use std::sync::mpsc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
+mod common;
+
+use common::{ip, ping, prerequisites, receiver, send, transfer, wait_for, Net};
 use controller::model;
 use controller::run::{RunOptions, RunningSwitch};
 use datapath::dp::port::Port;
-use datapath::sys::netns;
-
-/// Runs `ip ARGS`, panicking with its stderr on failure.
-fn ip(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().expect("run ip");
-    assert!(
-        out.status.success(),
-        "ip {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// The namespaces of one test; deleted on drop.
-struct Net {
-    tag: String,
-    namespaces: Vec<String>,
-}
-
-impl Net {
-    fn new(tag: &str) -> Self {
-        Net {
-            tag: format!("{}{tag}", std::process::id()),
-            namespaces: Vec::new(),
-        }
-    }
-
-    /// A TAP name unique to this test (<= 15 chars).
-    fn ifname(&self, i: usize) -> String {
-        let n = format!("fs{}{i}", self.tag);
-        assert!(n.len() <= 15, "{n} too long");
-        n
-    }
-
-    /// Makes namespace number `i` with loopback up.
-    fn ns(&mut self, i: usize) -> String {
-        let name = format!("fsn{}{i}", self.tag);
-        ip(&["netns", "add", &name]);
-        self.namespaces.push(name.clone());
-        ip(&["-n", &name, "link", "set", "lo", "up"]);
-        name
-    }
-
-    /// Moves TAP `dev` into `ns` with `mac`, up.
-    fn attach(&self, dev: &str, ns: &str, mac: &str) {
-        ip(&["link", "set", "dev", dev, "netns", ns]);
-        ip(&["-n", ns, "link", "set", "dev", dev, "address", mac]);
-        ip(&["-n", ns, "link", "set", "dev", dev, "up"]);
-    }
-
-    fn addr(&self, ns: &str, dev: &str, cidr: &str) {
-        ip(&["-n", ns, "addr", "add", cidr, "dev", dev]);
-    }
-
-    fn delete(&mut self, ns: &str) {
-        ip(&["netns", "del", ns]);
-        self.namespaces.retain(|n| n != ns);
-    }
-}
-
-impl Drop for Net {
-    fn drop(&mut self) {
-        for ns in &self.namespaces {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-        }
-    }
-}
 
 /// A switch file with these ports `(id, name, offload)` and flows.
 fn switch_yaml(ports: &[(u32, &str, bool)], miss: &str, tables: &str) -> String {
@@ -118,112 +49,12 @@ fn start(yaml: &str, mtu: Option<u32>) -> RunningSwitch {
     .unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// `ping` from namespace `ns`: whether any reply came.
-fn ping(ns: &str, dst: &str, extra: &[&str]) -> bool {
-    let mut args = vec![
-        "netns", "exec", ns, "ping", "-c", "3", "-i", "0.2", "-W", "2",
-    ];
-    args.extend_from_slice(extra);
-    args.push(dst);
-    Command::new("ip")
-        .args(&args)
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-}
-
-/// The byte at position `i` of a transfer (not periodic in any MSS).
-fn pattern(i: usize) -> u8 {
-    ((i * 131) ^ (i >> 11)) as u8
-}
-
-/// Starts a TCP receiver in namespace `ns` on `addr`; it returns whether
-/// it received exactly `len` bytes of [`pattern`].
-fn receiver(ns: String, addr: SocketAddr, len: usize) -> JoinHandle<Result<(), String>> {
-    let (ready_tx, ready_rx) = mpsc::channel();
-    let h = std::thread::spawn(move || {
-        netns::enter(&ns).map_err(|e| format!("setns {ns}: {e}"))?;
-        let l = TcpListener::bind(addr).map_err(|e| format!("bind {addr}: {e}"))?;
-        let _ = ready_tx.send(());
-        let (mut s, _) = l.accept().map_err(|e| format!("accept: {e}"))?;
-        s.set_read_timeout(Some(Duration::from_secs(30)))
-            .map_err(|e| e.to_string())?;
-        let mut buf = vec![0u8; 256 * 1024];
-        let mut at = 0usize;
-        loop {
-            let n = s.read(&mut buf).map_err(|e| format!("read at {at}: {e}"))?;
-            if n == 0 {
-                break;
-            }
-            for (k, &b) in buf[..n].iter().enumerate() {
-                if b != pattern(at + k) {
-                    return Err(format!(
-                        "byte {} is {b:#x}, want {:#x}",
-                        at + k,
-                        pattern(at + k)
-                    ));
-                }
-            }
-            at += n;
-        }
-        if at != len {
-            return Err(format!("received {at} bytes, want {len}"));
-        }
-        Ok(())
-    });
-    ready_rx
-        .recv_timeout(Duration::from_secs(10))
-        .expect("receiver ready");
-    h
-}
-
-/// Sends `len` bytes of [`pattern`] from namespace `ns` to `addr`.
-fn send(ns: &str, addr: SocketAddr, len: usize) -> Result<(), String> {
-    let ns = ns.to_string();
-    std::thread::spawn(move || {
-        netns::enter(&ns).map_err(|e| format!("setns {ns}: {e}"))?;
-        let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(10))
-            .map_err(|e| format!("connect {addr}: {e}"))?;
-        s.set_write_timeout(Some(Duration::from_secs(30)))
-            .map_err(|e| e.to_string())?;
-        let data: Vec<u8> = (0..len).map(pattern).collect();
-        s.write_all(&data).map_err(|e| format!("write: {e}"))?;
-        s.shutdown(std::net::Shutdown::Write)
-            .map_err(|e| e.to_string())?;
-        // Wait for the receiver to close (it has read everything).
-        let _ = s.read(&mut [0u8; 1]);
-        Ok(())
-    })
-    .join()
-    .map_err(|_| "sender panicked".to_string())?
-}
-
-/// A checked TCP transfer of `len` bytes from `from` to `to_addr` in `to`.
-fn transfer(from: &str, to: &str, to_addr: &str, port: u16, len: usize) {
-    let addr: SocketAddr = format!("{to_addr}:{port}").parse().unwrap();
-    let r = receiver(to.to_string(), addr, len);
-    let sent = send(from, addr, len);
-    let got = r.join().expect("receiver panicked");
-    sent.unwrap_or_else(|e| panic!("sender: {e}"));
-    got.unwrap_or_else(|e| panic!("receiver: {e}"));
-}
-
-fn wait_for(mut cond: impl FnMut() -> bool) -> bool {
-    for _ in 0..200 {
-        if cond() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
-}
-
 /// Two namespaces, two offload ports with two queues each (one per
 /// worker), L2 learning: ping and checked TCP transfers both ways, with
 /// several connections at once so that both queues carry traffic.
 #[test]
 fn ping_and_tcp_between_two_namespaces() {
-    if !common::prerequisites("ping_and_tcp_between_two_namespaces") {
+    if !prerequisites("ping_and_tcp_between_two_namespaces") {
         return;
     }
     let mut net = Net::new("a");
@@ -266,7 +97,7 @@ fn ping_and_tcp_between_two_namespaces() {
 /// offload) and on offload ports.
 #[test]
 fn jumbo_frames() {
-    if !common::prerequisites("jumbo_frames") {
+    if !prerequisites("jumbo_frames") {
         return;
     }
     for offload in [false, true] {
@@ -304,7 +135,7 @@ fn jumbo_frames() {
 /// segment with a bad checksum, and the transfer checks every byte).
 #[test]
 fn offload_and_plain_ports_mixed() {
-    if !common::prerequisites("offload_and_plain_ports_mixed") {
+    if !prerequisites("offload_and_plain_ports_mixed") {
         return;
     }
     let mut net = Net::new("m");
@@ -341,7 +172,7 @@ fn offload_and_plain_ports_mixed() {
 /// (A pushes and pops tags on them); h1 cannot reach h2.
 #[test]
 fn vlan_trunk_between_three_namespaces() {
-    if !common::prerequisites("vlan_trunk_between_three_namespaces") {
+    if !prerequisites("vlan_trunk_between_three_namespaces") {
         return;
     }
     let mut net = Net::new("v");
@@ -412,7 +243,7 @@ fn vlan_trunk_between_three_namespaces() {
 /// transfers complete, byte for byte.
 #[test]
 fn ports_removed_and_gone_while_traffic_flows() {
-    if !common::prerequisites("ports_removed_and_gone_while_traffic_flows") {
+    if !prerequisites("ports_removed_and_gone_while_traffic_flows") {
         return;
     }
     let mut net = Net::new("r");
@@ -486,12 +317,13 @@ impl Drop for ChildGuard {
     }
 }
 
-/// `flowswitch run FILE --pcap 1=FILE` as a process: it forwards, exits 0
-/// on SIGTERM, removes its TAPs, and the pcap file holds port 1's echo
-/// requests (received) and replies (sent).
+/// `flowswitch run FILE --pcap 1=FILE --run-dir DIR` as a process: it
+/// forwards, serves its control socket, exits 0 on SIGTERM, removes its
+/// socket and TAPs, and the pcap file holds port 1's echo requests
+/// (received) and replies (sent).
 #[test]
 fn run_command_forwards_captures_and_cleans_up() {
-    if !common::prerequisites("run_command_forwards_captures_and_cleans_up") {
+    if !prerequisites("run_command_forwards_captures_and_cleans_up") {
         return;
     }
     let mut net = Net::new("c");
@@ -499,6 +331,8 @@ fn run_command_forwards_captures_and_cleans_up() {
     let dir = std::env::temp_dir();
     let yaml = dir.join(format!("fs-{}-run.yaml", std::process::id()));
     let pcap = dir.join(format!("fs-{}-run.pcap", std::process::id()));
+    let run_dir = dir.join(format!("fs-{}-run.d", std::process::id()));
+    let socket = run_dir.join("t.sock");
     std::fs::write(
         &yaml,
         switch_yaml(&[(1, &t1, true), (2, &t2, false)], "normal", LEARN),
@@ -509,12 +343,15 @@ fn run_command_forwards_captures_and_cleans_up() {
         .arg(&yaml)
         .arg("--pcap")
         .arg(format!("1={}", pcap.display()))
+        .arg("--run-dir")
+        .arg(&run_dir)
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("start flowswitch run");
     let mut guard = ChildGuard(Some(child));
     let exists = |d: &str| Path::new(&format!("/sys/class/net/{d}")).exists();
     assert!(wait_for(|| exists(&t1) && exists(&t2)), "TAPs not created");
+    assert!(wait_for(|| socket.exists()), "no control socket");
     let (n1, n2) = (net.ns(1), net.ns(2));
     net.attach(&t1, &n1, "02:00:00:00:0e:01");
     net.attach(&t2, &n2, "02:00:00:00:0e:02");
@@ -533,6 +370,8 @@ fn run_command_forwards_captures_and_cleans_up() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "exit {:?}: {stdout}", out.status);
     assert!(stdout.contains("port 1: rx"), "{stdout}");
+    assert!(!socket.exists(), "the socket outlived the switch");
+    let _ = std::fs::remove_dir(&run_dir);
     // The TAPs went with the process, from the namespaces they were in.
     for (ns, dev) in [(&n1, &t1), (&n2, &t2)] {
         let gone = !Command::new("ip")

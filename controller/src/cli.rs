@@ -76,6 +76,10 @@ pub enum Cmd {
         pcap: Vec<String>,
         #[arg(long, value_enum, default_value = "jit")]
         engine: EngineOpt,
+        /// Where to serve the control socket `<switch.name>.sock` (default:
+        /// $FLOWSWITCH_RUN_DIR, else /run/flowswitch).
+        #[arg(long, value_name = "DIR")]
+        run_dir: Option<PathBuf>,
     },
     /// Benchmarks.
     #[command(subcommand)]
@@ -258,7 +262,12 @@ pub fn main() -> ExitCode {
             target,
             verb,
         } => Ok(crate::ctl::run(&target, run_dir.as_deref(), &verb, json)),
-        Cmd::Run { file, pcap, engine } => Ok(crate::run::run(&file, &pcap, engine)),
+        Cmd::Run {
+            file,
+            pcap,
+            engine,
+            run_dir,
+        } => Ok(crate::run::run(&file, &pcap, engine, run_dir.as_deref())),
         Cmd::Bench(BenchCmd::Pipeline { flows, engine }) => {
             Ok(crate::bench_pipeline::run(flows, engine))
         }

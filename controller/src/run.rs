@@ -1,19 +1,26 @@
-//! `flowswitch run SWITCH.yaml [--pcap PORT=FILE ...] [--engine jit|interp]`:
-//! the switch on real TAP devices.
+//! `flowswitch run SWITCH.yaml [--pcap PORT=FILE ...] [--engine jit|interp]
+//! [--run-dir DIR]`: the switch on real TAP devices, with its control
+//! socket and hot reload.
 //!
 //! It creates a TAP device for each entry of `ports:` (offload ports with
 //! the virtio-net header, TSO and checksum offload, `queues` descriptors;
 //! plain ports through the `tun-tap` crate), brings them up, compiles the
 //! flows, starts `switch.threads` workers
-//! ([`datapath::dp::switch::Switch`]) and forwards until SIGINT or
-//! SIGTERM. Then it stops the workers, prints the port counters and
-//! closes the TAP descriptors, which removes the devices (they are not
-//! persistent), and exits 0.
+//! ([`datapath::dp::switch::Switch`]) and hands the switch to a
+//! [`Switchd`], which serves the control socket
+//! `<run dir>/<switch.name>.sock` (`flowswitch ctl`) and reloads the file
+//! on `ctl reload`, SIGHUP or a change to the file (creating the TAPs of
+//! ports the file added, removing those it dropped), and expires
+//! timed-out flows. It forwards until SIGINT or SIGTERM. Then it removes the socket,
+//! stops the workers, prints the port counters and closes the TAP
+//! descriptors, which removes the devices (they are not persistent), and
+//! exits 0.
 //!
-//! [`RunningSwitch`] is the same thing as a library: tests and, later,
-//! `flowswitch up` start a switch in-process with
-//! [`RunningSwitch::start`], add and remove TAP ports while it runs, and
-//! [`RunningSwitch::stop`] it.
+//! [`RunningSwitch`] is the same thing as a library: tests and
+//! `flowswitch up` start a switch in-process with [`RunningSwitch::start`]
+//! (no controller) or [`RunningSwitch::controlled`] (with its [`Switchd`];
+//! then [`Switchd::serve`] for the socket), add and remove TAP ports while
+//! it runs, and [`RunningSwitch::stop`] it.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -22,7 +29,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use datapath::dp::mac::{MacConfig, MacTable};
-use datapath::dp::port::{Port, PortId, TaggedPort, TapConfig, TapPort, VlanSet};
+use datapath::dp::meter::Meters;
+use datapath::dp::pipeline::Generation;
+use datapath::dp::port::{Port, PortId, PortSet, TaggedPort, TapConfig, TapPort, VlanSet};
 use datapath::dp::stats::Snapshot;
 use datapath::dp::switch::{Switch, SwitchConfig};
 use datapath::ebpf::engine::Engine;
@@ -30,6 +39,8 @@ use datapath::ebpf::engine::Engine;
 use crate::capture::CapturePort;
 use crate::dataplane::{self, EngineOpt};
 use crate::model::{self, PortDesc, SwitchPlan};
+use crate::switchd::watch::WatchOptions;
+use crate::switchd::{self, Plane, Switchd};
 
 /// How to run a switch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,7 +82,7 @@ impl Default for RunOptions {
 /// A running switch with its TAP ports; see the [module docs](self).
 #[derive(Debug)]
 pub struct RunningSwitch {
-    switch: Switch,
+    switch: Arc<Switch>,
     taps: Mutex<Vec<Arc<TapPort>>>,
     captures: Vec<Arc<CapturePort>>,
     mtu: Option<u32>,
@@ -92,6 +103,35 @@ impl RunningSwitch {
     /// Creates `plan`'s TAP ports, compiles its flows and starts the
     /// workers.
     pub fn start(plan: &SwitchPlan, opts: &RunOptions) -> Result<Self, String> {
+        let threads = opts.threads.unwrap_or(plan.threads).max(1);
+        let generation =
+            dataplane::build_generation(plan, opts.engine, threads).map_err(|e| e.join("\n"))?;
+        Self::start_with(plan, Arc::new(generation), opts)
+    }
+
+    /// Loads and compiles the switch file `path` and starts it under a
+    /// [`Switchd`] (reloads, run-time flows, reports; one clock for
+    /// packets and timeouts). Serve its socket with [`Switchd::serve`].
+    pub fn controlled(path: &Path, opts: &RunOptions) -> Result<(Arc<Self>, Arc<Switchd>), String> {
+        let plan = model::load_switch(path).map_err(|e| e.to_string())?;
+        let sopts = switchd::Options {
+            engine: opts.engine,
+            workers: opts.threads.unwrap_or(plan.threads).max(1),
+            ..switchd::Options::default()
+        };
+        let prep = Switchd::prepare(path, &sopts).map_err(|e| e.to_string())?;
+        let sw = Arc::new(Self::start_with(prep.plan(), prep.generation(), opts)?);
+        let d = Switchd::start(prep, Arc::clone(&sw) as _, sopts);
+        Ok((sw, d))
+    }
+
+    /// Like [`start`](Self::start), with `generation` compiled from `plan`
+    /// for at least the workers `opts` asks for.
+    pub fn start_with(
+        plan: &SwitchPlan,
+        generation: Arc<Generation>,
+        opts: &RunOptions,
+    ) -> Result<Self, String> {
         if !plan.ports_known || plan.ports.is_empty() {
             return Err(format!(
                 "{}: no `ports:`: `flowswitch run` needs the TAP ports to create",
@@ -99,8 +139,6 @@ impl RunningSwitch {
             ));
         }
         let threads = opts.threads.unwrap_or(plan.threads).max(1);
-        let generation =
-            dataplane::build_generation(plan, opts.engine, threads).map_err(|e| e.join("\n"))?;
         let meters = dataplane::meters(plan)?;
         let mut taps = Vec::new();
         for p in &plan.ports {
@@ -150,7 +188,7 @@ impl RunningSwitch {
             ports,
             MacTable::new(MacConfig::default()),
             meters,
-            Arc::new(generation),
+            generation,
             SwitchConfig {
                 threads,
                 ..SwitchConfig::default()
@@ -158,7 +196,7 @@ impl RunningSwitch {
         )
         .map_err(|e| e.to_string())?;
         Ok(RunningSwitch {
-            switch,
+            switch: Arc::new(switch),
             taps: Mutex::new(taps),
             captures,
             mtu: opts.mtu,
@@ -166,7 +204,7 @@ impl RunningSwitch {
     }
 
     /// The switch (generation, ports, counters).
-    pub fn switch(&self) -> &Switch {
+    pub fn switch(&self) -> &Arc<Switch> {
         &self.switch
     }
 
@@ -205,15 +243,67 @@ impl RunningSwitch {
         self.switch.snapshot()
     }
 
-    /// Stops the workers, closes the pcap files and the TAP devices.
-    pub fn stop(self) {
-        let RunningSwitch {
-            switch, captures, ..
-        } = self;
-        switch.stop();
-        for c in &captures {
+    /// Stops the workers, closes the pcap files and the TAP devices (the
+    /// switch lets its ports go; a [`Switchd`] still holding it can no
+    /// longer change anything that forwards).
+    pub fn stop(&self) {
+        self.switch.stop();
+        for c in &self.captures {
             c.finish();
         }
+        self.taps.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+}
+
+/// The plane of a switch on TAP devices: the [`Switch`]'s, plus ports
+/// made and removed at run time (a reload whose `ports:` changed).
+impl Plane for RunningSwitch {
+    fn publish(&self, generation: Arc<Generation>) -> Result<(), String> {
+        Plane::publish(&*self.switch, generation)
+    }
+
+    fn ports(&self) -> Arc<PortSet> {
+        self.switch.ports()
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        self.switch.snapshot()
+    }
+
+    fn workers(&self) -> usize {
+        self.switch.workers()
+    }
+
+    fn mac_table(&self) -> &Arc<MacTable> {
+        self.switch.mac_table()
+    }
+
+    fn meters(&self) -> &Arc<Meters> {
+        self.switch.meters()
+    }
+
+    fn clock(&self) -> Option<switchd::Clock> {
+        Plane::clock(&*self.switch)
+    }
+
+    fn ports_change(&self) -> bool {
+        true
+    }
+
+    fn add_ports(&self, ports: &[PortDesc]) -> Result<(), String> {
+        for (i, p) in ports.iter().enumerate() {
+            if let Err(e) = self.add_tap(p) {
+                for done in ports.iter().take(i) {
+                    let _ = self.remove_port(done.id);
+                }
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    fn remove_ports(&self, ids: &[PortId]) -> Result<(), String> {
+        ids.iter().try_for_each(|id| self.remove_port(*id))
     }
 }
 
@@ -226,14 +316,10 @@ fn parse_pcap(arg: &str) -> Result<(String, PathBuf), String> {
 }
 
 /// The `flowswitch run` verb.
-pub fn run(file: &Path, pcap: &[String], engine: EngineOpt) -> ExitCode {
+pub fn run(file: &Path, pcap: &[String], engine: EngineOpt, run_dir: Option<&Path>) -> ExitCode {
     let fail = |msg: &str| {
         eprintln!("flowswitch run: {msg}");
         ExitCode::FAILURE
-    };
-    let plan = match model::load_switch(file) {
-        Ok(p) => p,
-        Err(e) => return fail(&e.to_string()),
     };
     let pcap = match pcap
         .iter()
@@ -254,37 +340,45 @@ pub fn run(file: &Path, pcap: &[String], engine: EngineOpt) -> ExitCode {
         pcap,
         ..RunOptions::default()
     };
-    let sw = match RunningSwitch::start(&plan, &opts) {
+    let (sw, switchd) = match RunningSwitch::controlled(file, &opts) {
         Ok(s) => s,
         Err(e) => return fail(&e),
     };
-    let names: Vec<String> = plan
-        .ports
-        .iter()
-        .map(|p| {
-            format!(
-                "{}={}{}",
-                p.id,
-                p.name,
-                if p.offload { "" } else { " (plain)" }
-            )
-        })
+    let dir = crate::control::run_dir(run_dir);
+    let serving = match switchd.serve(&dir, Some(WatchOptions::default())) {
+        Ok(s) => s,
+        Err(e) => {
+            sw.stop();
+            return fail(&e.to_string());
+        }
+    };
+    let set = sw.switch().ports();
+    let names: Vec<String> = (0..set.len())
+        .filter_map(|i| set.get(i).map(|p| format!("{}={}", p.id(), p.name())))
         .collect();
     println!(
-        "flowswitch: switch {} running, {} worker(s), ports {}; SIGINT or SIGTERM stops it",
-        plan.name,
-        opts.threads.unwrap_or(plan.threads).max(1),
-        names.join(", ")
+        "flowswitch: switch {} running, {} worker(s), ports {}; control socket {}; \
+         reloads on `flowswitch ctl {} reload`, SIGHUP or a change to {}; SIGINT or SIGTERM stops it",
+        switchd.name(),
+        sw.switch().workers(),
+        names.join(", "),
+        crate::control::socket_path(&dir, switchd.name()).display(),
+        switchd.name(),
+        file.display(),
     );
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(100));
     }
+    // The socket goes first: no change arrives while the switch stops.
+    drop(serving);
     let snap = sw.snapshot();
-    let gone: Vec<String> = plan
-        .ports
+    let gone: Vec<String> = sw
+        .switch()
+        .ports()
+        .ids()
         .iter()
-        .filter(|p| sw.tap(p.id).is_some_and(|t| t.is_gone()))
-        .map(|p| format!("{} ({})", p.id, p.name))
+        .filter(|&&id| sw.tap(id).is_some_and(|t| t.is_gone()))
+        .map(|id| id.to_string())
         .collect();
     sw.stop();
     for p in &snap.ports {
@@ -297,7 +391,7 @@ pub fn run(file: &Path, pcap: &[String], engine: EngineOpt) -> ExitCode {
     if !gone.is_empty() {
         println!("devices gone while running: {}", gone.join(", "));
     }
-    println!("flowswitch: stopped, TAP devices removed");
+    println!("flowswitch: stopped, socket and TAP devices removed");
     ExitCode::SUCCESS
 }
 

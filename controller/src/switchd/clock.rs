@@ -1,24 +1,26 @@
 //! The switch's clock: the time workers stamp packets with (nanoseconds;
 //! flows' last-used times are its milliseconds) and the time the timeout
 //! sweep and `dump-flows` compare them with. One clock for both, or idle
-//! ages would be meaningless. Tests drive a manual clock.
+//! ages would be meaningless: the monotonic clock is the scale of
+//! [`datapath::dp::clock`], and a switch on devices hands Switchd its own
+//! origin ([`super::Plane::clock`]). Tests drive a manual clock.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use datapath::dp::clock::ns_since;
+
 /// See the [module docs](self).
 #[derive(Debug, Clone)]
 pub enum Clock {
-    /// Nanoseconds since `start` (plus one second, so that no packet is
-    /// stamped 0, which flow counters read as "never used").
+    /// [`ns_since`]`(start)`: nanoseconds since `start` plus one second,
+    /// so that no packet is stamped 0, which flow counters read as "never
+    /// used".
     Monotonic(Instant),
     /// Whatever was last set.
     Manual(Arc<AtomicU64>),
 }
-
-/// The monotonic clock's offset (see [`Clock::Monotonic`]).
-const EPOCH_NS: u64 = 1_000_000_000;
 
 impl Clock {
     /// A monotonic clock starting now.
@@ -34,8 +36,7 @@ impl Clock {
     /// Now, in nanoseconds.
     pub fn now_ns(&self) -> u64 {
         match self {
-            Clock::Monotonic(start) => EPOCH_NS
-                .saturating_add(u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX)),
+            Clock::Monotonic(start) => ns_since(*start),
             Clock::Manual(t) => t.load(Ordering::Relaxed),
         }
     }
@@ -56,6 +57,7 @@ impl Clock {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use datapath::dp::clock::EPOCH_NS;
 
     #[test]
     fn manual_and_monotonic() {

@@ -1,5 +1,6 @@
-//! The running switch's controller: it owns the switch file, the
-//! [`Datapath`] and the flows added at run time, and applies every change
+//! The running switch's controller: it owns the switch file, the data
+//! plane ([`Plane`]: the in-memory [`Datapath`] or the threaded `Switch` on
+//! TAP devices) and the flows added at run time, and applies every change
 //! to the tables.
 //!
 //! # What
@@ -28,19 +29,26 @@
 //! uses); a flow whose identity survives a change keeps its counters
 //! ([`carry`]), and none counted in the old generation is lost.
 //!
-//! The running switch's ports and meters are fixed: a reload that changes
-//! them is refused (restart the switch to change them).
+//! The meters are fixed: a reload that changes them is refused (restart
+//! the switch). So are the ports of the in-memory datapath; a switch on
+//! TAP devices adds the ports a reload brings (before the new tables can
+//! send to them) and removes those it drops (after), but refuses a port
+//! whose settings changed.
 //!
 //! # Entry points
 //!
-//! A switch on devices: [`Switchd::prepare`] (load and compile), build the
-//! [`Datapath`] with the ports and [`Prepared::generation`], then
-//! [`Switchd::start`], then [`Switchd::serve`] for the control socket and
-//! the reload triggers. Workers must stamp packets with
-//! [`Switchd::clock`]'s `now_ns()`. In memory: [`Switchd::in_memory`].
+//! A switch on devices: [`Switchd::prepare`] (load and compile), start the
+//! plane with the ports and [`Prepared::generation`] (`RunningSwitch` in
+//! [`crate::run`] does it all: [`crate::run::RunningSwitch::switchd`]),
+//! then [`Switchd::start`], then [`Switchd::serve`] for the control socket
+//! and the reload triggers. A plane that stamps packets itself gives
+//! Switchd its clock ([`Plane::clock`]); otherwise workers must stamp
+//! packets with [`Switchd::clock`]'s `now_ns()`. In memory:
+//! [`Switchd::in_memory`].
 
 pub mod carry;
 pub mod clock;
+pub mod plane;
 mod report;
 pub mod show;
 pub mod watch;
@@ -54,7 +62,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use datapath::dp::pipeline::{Datapath, Generation};
-use datapath::dp::port::MemPort;
+use datapath::dp::port::{MemPort, PortId};
 use datapath::ebpf::engine::Engine;
 use datapath::ebpf::Insn;
 use datapath::flow::spec::{Action, FlowSpec};
@@ -62,10 +70,11 @@ use thiserror::Error;
 
 use crate::dataplane::{self, Customs};
 use crate::model::{
-    self, lower_added, Location, SwitchPlan, TableDesc, TopologyPlan, ADDED_SOURCE,
+    self, lower_added, Location, PortDesc, SwitchPlan, TableDesc, TopologyPlan, ADDED_SOURCE,
 };
 use carry::Carry;
 pub use clock::Clock;
+pub use plane::Plane;
 use show::ChangeReport;
 
 /// Why a change was refused.
@@ -182,7 +191,7 @@ pub struct Serving {
 pub struct Switchd {
     name: String,
     opts: Options,
-    dp: Arc<Datapath>,
+    dp: Arc<dyn Plane>,
     state: Mutex<State>,
 }
 
@@ -318,9 +327,15 @@ impl Switchd {
         })
     }
 
-    /// Takes charge of `dp`, created with `prepared.generation()`.
-    pub fn start(prepared: Prepared, dp: Arc<Datapath>, opts: Options) -> Arc<Switchd> {
+    /// Takes charge of `dp`, created with `prepared.generation()`. If the
+    /// plane stamps packets with its own clock, that clock replaces
+    /// `opts.clock` (one clock for packets and timeouts).
+    pub fn start(prepared: Prepared, dp: Arc<dyn Plane>, mut opts: Options) -> Arc<Switchd> {
         let flows = prepared.built.defs.len();
+        if let Some(c) = dp.clock() {
+            opts.clock = c;
+        }
+        opts.workers = opts.workers.max(dp.workers());
         Arc::new(Switchd {
             name: prepared.file.name.clone(),
             opts,
@@ -386,8 +401,14 @@ impl Switchd {
         &self.name
     }
 
-    pub fn datapath(&self) -> &Arc<Datapath> {
+    /// The data plane.
+    pub fn plane(&self) -> &Arc<dyn Plane> {
         &self.dp
+    }
+
+    /// The in-memory datapath, when that is the plane.
+    pub fn datapath(&self) -> Option<&Datapath> {
+        self.dp.as_datapath()
     }
 
     /// The clock workers must stamp packets with.
@@ -446,12 +467,70 @@ impl Switchd {
             names: Vec::new(),
             build_ms: t0.elapsed().as_millis() as u64,
         };
-        // Built for `opts.workers`, the datapath's count: cannot fail.
+        // Built for `opts.workers`, at least the plane's count: cannot fail.
         let _ = self.dp.publish(Arc::clone(&built.generation));
         let flows = built.defs.len();
         let old = std::mem::replace(&mut st.built, built);
         st.carry.advance(old.generation, &map, flows);
         report
+    }
+
+    /// The ports a reload from `old` to `new` adds and removes. Refused:
+    /// a port whose settings changed, or any change on a plane whose
+    /// ports are fixed.
+    fn port_changes(
+        &self,
+        path: &Path,
+        old: &SwitchPlan,
+        new: &SwitchPlan,
+    ) -> Result<(Vec<PortDesc>, Vec<PortId>), SwitchdError> {
+        let running = self.dp.ports();
+        let mut want: Vec<PortId> = new.ports.iter().map(|p| p.id).collect();
+        let mut have: Vec<PortId> = running.ids().to_vec();
+        want.sort_unstable();
+        have.sort_unstable();
+        if !new.ports_known {
+            return Ok((Vec::new(), Vec::new()));
+        }
+        if let Some(p) = new
+            .ports
+            .iter()
+            .find(|p| old.ports.iter().any(|o| o.id == p.id && o != *p))
+        {
+            return Err(SwitchdError::Refused(format!(
+                "{}: port {} ({}) changed its settings; only whole ports are added or removed while the switch runs: restart it",
+                path.display(),
+                p.id,
+                p.name
+            )));
+        }
+        if want == have {
+            return Ok((Vec::new(), Vec::new()));
+        }
+        let ids = |v: &mut dyn Iterator<Item = u32>| {
+            v.map(|i| i.to_string()).collect::<Vec<_>>().join(", ")
+        };
+        if !self.dp.ports_change() {
+            return Err(SwitchdError::Refused(format!(
+                "{}: the ports changed (running: {}; file: {}); ports are fixed while the switch runs: restart it",
+                path.display(),
+                ids(&mut have.into_iter()),
+                ids(&mut want.into_iter()),
+            )));
+        }
+        let added = new
+            .ports
+            .iter()
+            .filter(|p| running.index_of(p.id).is_none())
+            .cloned()
+            .collect();
+        let removed = running
+            .ids()
+            .iter()
+            .copied()
+            .filter(|id| !new.ports.iter().any(|p| p.id == *id))
+            .collect();
+        Ok((added, removed))
     }
 
     /// Reloads the file (or switches to `path`); see the [module docs](self).
@@ -479,23 +558,7 @@ impl Switchd {
         let t0 = Instant::now();
         let path = path.map_or_else(|| st.path.clone(), Path::to_path_buf);
         let (file, topology) = load(&path)?;
-        if file.ports_known
-            && file
-                .ports
-                .iter()
-                .map(|p| p.id)
-                .ne(self.dp.ports().ids().iter().copied())
-        {
-            let ids = |v: &mut dyn Iterator<Item = u32>| {
-                v.map(|i| i.to_string()).collect::<Vec<_>>().join(", ")
-            };
-            return Err(SwitchdError::Refused(format!(
-                "{}: the ports changed (running: {}; file: {}); ports are fixed while the switch runs: restart it",
-                path.display(),
-                ids(&mut self.dp.ports().ids().iter().copied()),
-                ids(&mut file.ports.iter().map(|p| p.id)),
-            )));
-        }
+        let (added, removed) = self.port_changes(&path, &st.file, &file)?;
         let meters = |p: &SwitchPlan| -> Vec<(u64, u64)> {
             p.meters.iter().map(|m| (m.rate_kbps, m.burst_kb)).collect()
         };
@@ -507,7 +570,16 @@ impl Switchd {
         }
         let plan = effective(&file, &st.runtime)?;
         let built = build(plan, Some(&st.built), &self.opts)?;
+        // New ports exist before a flow can send to them; old ones go once
+        // no flow does.
+        self.dp
+            .add_ports(&added)
+            .map_err(|e| SwitchdError::Refused(format!("{}: {e}", path.display())))?;
         let report = self.install(st, built, t0);
+        if let Err(e) = self.dp.remove_ports(&removed) {
+            // The tables no longer use them: a port left over is idle.
+            eprintln!("flowswitch {}: {e}", self.name);
+        }
         st.path = path;
         st.file = file;
         st.topology = topology;

@@ -62,26 +62,28 @@ impl Switchd {
     pub fn dump_ports(&self) -> Vec<PortRow> {
         let ports = self.dp.ports();
         self.dp
-            .stats()
             .snapshot()
             .ports
             .into_iter()
-            .enumerate()
-            .map(|(i, p)| PortRow {
-                id: p.id,
-                name: ports
-                    .get(i)
-                    .map_or_else(String::new, |x| x.name().to_string()),
-                up: ports.is_up(i),
-                total: p.total.into(),
-                queues: p.queues.into_iter().map(Into::into).collect(),
+            .map(|p| {
+                // By id: the port set may have changed since the snapshot.
+                let i = ports.index_of(p.id);
+                PortRow {
+                    id: p.id,
+                    name: i
+                        .and_then(|i| ports.get(i))
+                        .map_or_else(String::new, |x| x.name().to_string()),
+                    up: i.is_some_and(|i| ports.is_up(i)),
+                    total: p.total.into(),
+                    queues: p.queues.into_iter().map(Into::into).collect(),
+                }
             })
             .collect()
     }
 
     /// The switch's figures.
     pub fn stats(&self) -> StatsReport {
-        let snap = self.dp.stats().snapshot();
+        let snap = self.dp.snapshot();
         let st = self.lock();
         StatsReport {
             switch: self.name.clone(),
@@ -89,7 +91,7 @@ impl Switchd {
             generation: st.built.generation.id(),
             flows: st.built.defs.len(),
             runtime_flows: st.runtime.len(),
-            workers: self.dp.stats().workers(),
+            workers: self.dp.workers(),
             reloads: st.reloads,
             failed_reloads: st.failed_reloads,
             last_error: st.last_error.clone(),

@@ -90,7 +90,11 @@ impl Rig {
             clock: Clock::manual(0),
         };
         let (sw, ports) = Switchd::in_memory(&path, opts).unwrap();
-        let worker = sw.datapath().worker(0, WorkerConfig::default()).unwrap();
+        let worker = sw
+            .datapath()
+            .unwrap()
+            .worker(0, WorkerConfig::default())
+            .unwrap();
         Rig {
             _dir: dir,
             path,

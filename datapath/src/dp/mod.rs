@@ -28,9 +28,12 @@
 //!
 //! Nothing here reads a clock: the worker passes `now` (nanoseconds, or
 //! milliseconds for the MAC table) with each packet, so `flowswitch trace`
-//! and the tests run on simulated time and are deterministic.
+//! and the tests run on simulated time and are deterministic. The switch
+//! runtime stamps packets on the scale of [`clock`], which the controller
+//! shares for its timeouts.
 
 pub mod actions;
+pub mod clock;
 pub mod mac;
 pub mod meter;
 pub mod pipeline;

@@ -33,6 +33,11 @@
 //!   its descriptor from epoll; the others keep forwarding. An error of a
 //!   port that is still up is counted and the queue read again later.
 //!
+//! Packets are stamped with [`clock::ns_since`] the switch's origin
+//! ([`SwitchConfig::origin`], or when it started; see
+//! [`Switch::clock_origin`]), so a controller can read the same clock for
+//! idle timeouts and idle ages.
+//!
 //! [`Switch::stop`] sets the stop flag; each worker leaves within
 //! `poll_ms`, flushing what it has queued.
 
@@ -46,6 +51,7 @@ use arc_swap::ArcSwap;
 use parking_lot::Mutex;
 use thiserror::Error;
 
+use super::clock;
 use super::mac::MacTable;
 use super::meter::Meters;
 use super::pipeline::{Generation, Worker, WorkerConfig};
@@ -91,6 +97,8 @@ pub struct SwitchConfig {
     /// notices a stop request or a new port set.
     pub poll_ms: i32,
     pub worker: WorkerConfig,
+    /// The origin of the packet clock (`None`: when the switch starts).
+    pub origin: Option<Instant>,
 }
 
 impl Default for SwitchConfig {
@@ -100,6 +108,7 @@ impl Default for SwitchConfig {
             batch: 64,
             poll_ms: 50,
             worker: WorkerConfig::default(),
+            origin: None,
         }
     }
 }
@@ -133,20 +142,22 @@ struct Shared {
     /// Counters of earlier epochs (workers may still count into the one
     /// just replaced).
     retired: Mutex<Vec<Arc<SwitchStats>>>,
+    /// The origin of the packet clock ([`clock::ns_since`]).
     clock: Instant,
 }
 
 /// A running switch; see the [module docs](self).
 pub struct Switch {
     shared: Arc<Shared>,
-    threads: Vec<JoinHandle<()>>,
+    /// Taken (and joined) by [`Switch::stop`].
+    threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for Switch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Switch")
             .field("ports", &self.shared.epoch.load().ports)
-            .field("threads", &self.threads.len())
+            .field("threads", &self.shared.config.threads)
             .finish_non_exhaustive()
     }
 }
@@ -207,11 +218,11 @@ impl Switch {
             rx_errors: AtomicU64::new(0),
             serving: (0..config.threads).map(|_| AtomicU64::new(0)).collect(),
             retired: Mutex::new(Vec::new()),
-            clock: Instant::now(),
+            clock: config.origin.unwrap_or_else(Instant::now),
         });
-        let mut sw = Switch {
+        let sw = Switch {
             shared,
-            threads: Vec::new(),
+            threads: Mutex::new(Vec::new()),
         };
         for index in 0..config.threads {
             let ep = Epoll::new().map_err(|source| SwitchError::Os {
@@ -226,7 +237,7 @@ impl Switch {
                     what: "spawn worker",
                     source,
                 })?;
-            sw.threads.push(t);
+            sw.threads.lock().push(t);
         }
         Ok(sw)
     }
@@ -254,8 +265,28 @@ impl Switch {
         self.shared.epoch.load_full()
     }
 
+    /// The current port set (that of [`epoch`](Self::epoch)).
+    pub fn ports(&self) -> Arc<PortSet> {
+        Arc::clone(&self.shared.epoch.load().ports)
+    }
+
     pub fn mac_table(&self) -> &Arc<MacTable> {
         &self.shared.mac
+    }
+
+    pub fn meters(&self) -> &Arc<Meters> {
+        &self.shared.meters
+    }
+
+    /// Worker threads.
+    pub fn workers(&self) -> usize {
+        self.shared.config.threads
+    }
+
+    /// The origin of the clock packets are stamped with: their time is
+    /// [`clock::ns_since`] this instant.
+    pub fn clock_origin(&self) -> Instant {
+        self.shared.clock
     }
 
     /// Whether every worker serves the current port set (after
@@ -321,22 +352,30 @@ impl Switch {
         Ok(port)
     }
 
-    /// Stops the workers and waits for them.
-    pub fn stop(mut self) {
-        self.halt();
-    }
-
-    fn halt(&mut self) {
+    /// Stops the workers, waits for them and lets the ports go (dropping
+    /// the last reference to a port closes its device); once, later calls
+    /// return at once. The switch stops forwarding for good; take a
+    /// [`snapshot`](Self::snapshot) before if the port counters matter.
+    pub fn stop(&self) {
         self.shared.stop.store(true, Ordering::Relaxed);
-        for t in self.threads.drain(..) {
+        let threads = std::mem::take(&mut *self.threads.lock());
+        if threads.is_empty() {
+            return;
+        }
+        for t in threads {
             let _ = t.join();
         }
+        let mut map = self.shared.edit.lock();
+        map.clear();
+        // An empty set cannot fail to build; if it did, the ports stay
+        // referenced until the switch is dropped.
+        let _ = self.republish(&map);
     }
 }
 
 impl Drop for Switch {
     fn drop(&mut self) {
-        self.halt();
+        self.stop();
     }
 }
 
@@ -431,7 +470,7 @@ fn serve(worker: &mut Worker, shared: &Shared, ports: &PortSet, slot: &mut Slot,
     };
     let batch = shared.config.batch;
     for _ in 0..MAX_ROUNDS {
-        let now = shared.clock.elapsed().as_nanos() as u64;
+        let now = clock::ns_since(shared.clock);
         let n = match worker.receive(ports, slot.idx, slot.queue, batch, now) {
             Ok(n) => n,
             Err(_) => {
