@@ -72,6 +72,7 @@ fn rig_with(tag: &str, watch: Option<WatchOptions>) -> Rig {
         engine: Engine::Jit,
         workers: 1,
         clock: Clock::manual(0),
+        name: None,
     };
     let (sw, ports) = Switchd::in_memory(&file, opts).unwrap();
     let worker = sw

@@ -33,7 +33,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{ping, prerequisites, prerequisites_with, transfer, wait_for, Net};
+use common::{ping, prerequisites, prerequisites_with, transfer, wait_for, ChildGuard, Net};
 use controller::control::client::Client;
 use controller::control::{socket_path, Request};
 use controller::run::{RunOptions, RunningSwitch};
@@ -317,18 +317,6 @@ fn iperf_report(json: &[u8]) -> Result<Iperf, String> {
         retransmits: num(&end["sum_sent"]["retransmits"], "sum_sent.retransmits")?,
         seconds: end["sum_received"]["seconds"].as_f64().unwrap_or(0.0),
     })
-}
-
-/// Kills a child process on drop (test failure included).
-struct ChildGuard(Option<std::process::Child>);
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        if let Some(c) = &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
 }
 
 /// Reloads through the socket `count` times, one every 100 ms, the file

@@ -19,7 +19,9 @@ use std::time::Duration;
 
 mod common;
 
-use common::{ip, ping, prerequisites, receiver, send, transfer, wait_for, Net};
+use common::{
+    ip, ping, prerequisites, receiver, send, signal, transfer, wait_for, ChildGuard, Net,
+};
 use controller::model;
 use controller::run::{RunOptions, RunningSwitch};
 use datapath::dp::port::Port;
@@ -305,18 +307,6 @@ fn ports_removed_and_gone_while_traffic_flows() {
     sw.stop();
 }
 
-/// Kills the child process on drop (test failure included).
-struct ChildGuard(Option<std::process::Child>);
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        if let Some(c) = &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
 /// `flowswitch run FILE --pcap 1=FILE --run-dir DIR` as a process: it
 /// forwards, serves its control socket, exits 0 on SIGTERM, removes its
 /// socket and TAPs, and the pcap file holds port 1's echo requests
@@ -360,12 +350,7 @@ fn run_command_forwards_captures_and_cleans_up() {
     assert!(ping(&n1, "10.82.0.2", &[]), "ping through flowswitch run");
     transfer(&n1, &n2, "10.82.0.2", 5010, 2 << 20);
     let child = guard.0.take().unwrap();
-    let pid = child.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
+    signal(child.id(), "TERM");
     let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "exit {:?}: {stdout}", out.status);

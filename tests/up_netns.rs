@@ -61,7 +61,11 @@ impl Drop for Veth {
     }
 }
 
-fn veth(plan: &controller::model::SwitchPlan, _vlans: &[up::HostVlan]) -> Result<Veth, String> {
+fn veth(
+    _topo: &controller::model::TopologyPlan,
+    plan: &controller::model::SwitchPlan,
+    _vlans: &[up::HostVlan],
+) -> Result<Veth, String> {
     let a = plan.ports[0].name.clone();
     let b = plan.ports[1].name.clone();
     netns::ip(&["link", "add", &a, "type", "veth", "peer", "name", &b])

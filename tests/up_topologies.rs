@@ -155,3 +155,114 @@ fn a_failing_check_exits_1() {
     assert!(!netns::namespace_exists(&format!("{p}h1")), "{text}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `flowswitch up` without `--check` stays up and serves the control
+/// socket `<run dir>/<topology name>.sock`: `ctl dump-flows` counts the
+/// pings its flow carried, `ctl dump-ports` shows the hosts' TAPs, a
+/// reload of the same file is taken, and a reload that would change the
+/// ports is refused (the TAPs are wired into namespaces). SIGINT tears
+/// everything down and exits 0.
+#[test]
+fn ctl_on_a_topology_that_is_up() {
+    if !common::prerequisites("ctl_on_a_topology_that_is_up") {
+        return;
+    }
+    let p = prefix('c');
+    let dir = std::env::temp_dir().join(format!("fs-up-ctl-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    // Its own topology file (a name no other test uses), on the shared
+    // learning switch file.
+    let file = dir.join("ctl.yaml");
+    let name = format!("upctl{}", std::process::id());
+    let topology = |ports: &str| {
+        format!(
+            "name: {name}\nflows: {}\nhosts:\n  - {{name: h1, port: 1, ip: 10.9.0.1/24}}\n  - {{name: h2, port: 2, ip: 10.9.0.2/24}}\n{ports}",
+            common::repo().join("flows/l2-learning.yaml").display()
+        )
+    };
+    std::fs::write(&file, topology("")).expect("write");
+    let child = Command::new(env!("CARGO_BIN_EXE_flowswitch"))
+        .args(["up"])
+        .arg(&file)
+        .args(["--prefix", &p, "--run-dir"])
+        .arg(&dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start flowswitch up");
+    let mut guard = common::ChildGuard(Some(child));
+    let socket = dir.join(format!("{name}.sock"));
+    assert!(common::wait_for(|| socket.exists()), "no control socket");
+    let ctl = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_flowswitch"))
+            .arg("ctl")
+            .arg("--run-dir")
+            .arg(&dir)
+            .arg(&name)
+            .args(args)
+            .output()
+            .expect("run flowswitch ctl")
+    };
+    let json = |verb: &str| -> serde_json::Value {
+        let o = ctl(&["--json", verb]);
+        assert!(
+            o.status.success(),
+            "{verb}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{verb}: {e}"))
+    };
+    // The namespaces are attached once the socket is there; ping h1 -> h2.
+    let ns1 = format!("{p}h1");
+    let pinged = common::wait_for(|| {
+        Command::new("ip")
+            .args([
+                "netns", "exec", &ns1, "ping", "-c", "3", "-i", "0.2", "-W", "2",
+            ])
+            .arg("10.9.0.2")
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    });
+    assert!(pinged, "no ping between the hosts");
+    let flows = json("dump-flows");
+    let learn = flows
+        .as_array()
+        .and_then(|a| a.iter().find(|f| f["name"] == "learn"))
+        .unwrap_or_else(|| panic!("no flow `learn` in {flows}"));
+    assert!(learn["packets"].as_u64().unwrap_or(0) >= 6, "{learn}");
+    let ports = json("dump-ports").to_string();
+    for h in ["h1", "h2"] {
+        assert!(ports.contains(&format!("fs-{p}{h}")), "{ports}");
+    }
+    let o = ctl(&["reload"]);
+    assert!(
+        o.status.success(),
+        "reload: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // A third host would need a new port: refused, the switch unchanged.
+    std::fs::write(
+        &file,
+        topology("").replace(
+            "hosts:\n",
+            "hosts:\n  - {name: h3, port: 3, ip: 10.9.0.3/24}\n",
+        ),
+    )
+    .expect("write");
+    let o = ctl(&["reload"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("ports"), "{err}");
+    let mut child = guard.0.take().expect("child");
+    common::signal(child.id(), "INT");
+    let status = common::wait_exit(&mut child, 30);
+    let mut stderr = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut e, &mut stderr);
+    }
+    assert!(status.is_some_and(|s| s.success()), "{status:?}: {stderr}");
+    assert!(stderr.contains("tearing down"), "{stderr}");
+    assert!(!socket.exists(), "the socket outlived the topology");
+    assert!(!netns::namespace_exists(&ns1), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -99,12 +99,19 @@ pub enum Cmd {
         prefix: String,
         #[arg(long, value_enum, default_value = "jit")]
         engine: EngineOpt,
+        /// Where the state file and the control socket `<name>.sock` go
+        /// (default: $FLOWSWITCH_RUN_DIR, else /run/flowswitch).
+        #[arg(long, value_name = "DIR")]
+        run_dir: Option<PathBuf>,
     },
     /// Clean up after a `flowswitch up` that crashed: delete the
     /// namespaces it recorded.
     Down {
         /// The topology's `name:`.
         name: String,
+        /// Where `up` kept its state (as given to `up`).
+        #[arg(long, value_name = "DIR")]
+        run_dir: Option<PathBuf>,
     },
     /// The receiving end of the built-in TCP bulk test (run inside a
     /// host's namespace by `up --check` when iperf3 is absent).
@@ -233,17 +240,18 @@ pub fn main() -> ExitCode {
             check,
             prefix,
             engine,
+            run_dir,
         } => Ok(crate::up::run(
             &file,
             &crate::up::UpOpts {
                 check,
                 prefix,
-                ..crate::up::UpOpts::default()
+                run_dir: crate::control::run_dir(run_dir.as_deref()),
             },
             engine.engine(),
         )),
-        Cmd::Down { name } => Ok(
-            match crate::up::down(&crate::control::run_dir(None), &name) {
+        Cmd::Down { name, run_dir } => Ok(
+            match crate::up::down(&crate::control::run_dir(run_dir.as_deref()), &name) {
                 Ok(deleted) => {
                     println!("{name}: deleted {} namespaces", deleted.len());
                     ExitCode::SUCCESS

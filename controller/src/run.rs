@@ -54,6 +54,9 @@ pub struct RunOptions {
     pub mtu: Option<u32>,
     /// Ports whose host is on one VLAN (topology hosts with `vlan:`).
     pub host_vlans: Vec<HostVlan>,
+    /// The ports stay as started: a reload that adds or removes one is
+    /// refused (`flowswitch up`, which wires each TAP into a namespace).
+    pub fixed_ports: bool,
 }
 
 /// A port whose host is on one VLAN: the port carries only that VLAN for
@@ -75,6 +78,7 @@ impl Default for RunOptions {
             threads: None,
             mtu: None,
             host_vlans: Vec::new(),
+            fixed_ports: false,
         }
     }
 }
@@ -86,6 +90,7 @@ pub struct RunningSwitch {
     taps: Mutex<Vec<Arc<TapPort>>>,
     captures: Vec<Arc<CapturePort>>,
     mtu: Option<u32>,
+    fixed_ports: bool,
 }
 
 /// The TAP settings of a port of the file.
@@ -200,6 +205,7 @@ impl RunningSwitch {
             taps: Mutex::new(taps),
             captures,
             mtu: opts.mtu,
+            fixed_ports: opts.fixed_ports,
         })
     }
 
@@ -287,7 +293,7 @@ impl Plane for RunningSwitch {
     }
 
     fn ports_change(&self) -> bool {
-        true
+        !self.fixed_ports
     }
 
     fn add_ports(&self, ports: &[PortDesc]) -> Result<(), String> {

@@ -101,6 +101,9 @@ pub struct Options {
     /// Datapath workers (per-flow counter blocks).
     pub workers: usize,
     pub clock: Clock,
+    /// The name the switch answers to (its control socket); `None`: the
+    /// file's `switch.name`.
+    pub name: Option<String>,
 }
 
 impl Default for Options {
@@ -109,6 +112,7 @@ impl Default for Options {
             engine: Engine::Jit,
             workers: 1,
             clock: Clock::monotonic(),
+            name: None,
         }
     }
 }
@@ -337,7 +341,10 @@ impl Switchd {
         }
         opts.workers = opts.workers.max(dp.workers());
         Arc::new(Switchd {
-            name: prepared.file.name.clone(),
+            name: opts
+                .name
+                .clone()
+                .unwrap_or_else(|| prepared.file.name.clone()),
             opts,
             dp,
             state: Mutex::new(State {

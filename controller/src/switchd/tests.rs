@@ -88,6 +88,7 @@ impl Rig {
             engine: Engine::Jit,
             workers: 1,
             clock: Clock::manual(0),
+            name: None,
         };
         let (sw, ports) = Switchd::in_memory(&path, opts).unwrap();
         let worker = sw

@@ -300,7 +300,7 @@ impl<G> Drop for Up<G> {
 }
 
 /// Loads `path` and brings the topology up, starting the switch with
-/// `start`. It gets the switch plan whose port names are the TAP names,
+/// `start`. It gets the topology, the switch plan whose port names are the TAP names,
 /// and the ports of hosts on a VLAN (with `switch_tags` set when this
 /// kernel cannot make VLAN sub-interfaces: the host's link then stays
 /// untagged and the switch port must tag for it). The TAPs must exist
@@ -308,7 +308,7 @@ impl<G> Drop for Up<G> {
 pub fn bring_up<G>(
     path: &Path,
     opts: &UpOpts,
-    start: impl FnOnce(&SwitchPlan, &[HostVlan]) -> Result<G, String>,
+    start: impl FnOnce(&TopologyPlan, &SwitchPlan, &[HostVlan]) -> Result<G, String>,
 ) -> Result<Up<G>, UpError> {
     let topo = model::load_topology(path).map_err(|e| UpError::Load(e.to_string()))?;
     for w in &topo.warnings {
@@ -361,7 +361,7 @@ pub fn bring_up<G>(
         .collect();
     eprintln!("starting the switch...");
     let plan = switch_plan(&up.topo, &up.names);
-    up.switch = Some(start(&plan, &host_vlans).map_err(UpError::Switch)?);
+    up.switch = Some(start(&up.topo, &plan, &host_vlans).map_err(UpError::Switch)?);
     for ((h, n), ns) in up.topo.hosts.iter().zip(&up.names).zip(&up.namespaces) {
         let mac = mac_text(h.mac.0);
         let addr = h.ip.to_string();

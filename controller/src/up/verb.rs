@@ -1,5 +1,11 @@
 //! The `flowswitch up` verb: a topology around a [`RunningSwitch`] on TAP
 //! devices, its checks, and the teardown.
+//!
+//! While the topology is up its switch serves the control socket
+//! `<run dir>/<topology name>.sock`, so `flowswitch ctl NAME ...` works
+//! on it as on `flowswitch run` (dump-flows, dump-ports, add-flow, live
+//! trace, reload). A reload may change the flows, not the hosts: the
+//! ports stay as started, since each TAP is wired into a namespace.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -10,17 +16,67 @@ use std::time::Duration;
 use datapath::ebpf::engine::Engine;
 
 use super::{bring_up, checks, HostVlan, UpOpts};
+use crate::model::SwitchPlan;
 use crate::run::{RunOptions, RunningSwitch};
+use crate::switchd::watch::WatchOptions;
+use crate::switchd::{self, Serving, Switchd};
 
-/// Stops the switch when the topology is torn down.
-struct Running(Option<RunningSwitch>);
+/// The switch of a topology that is up, with its control socket. Dropped
+/// when the topology is torn down: the socket goes first, then the
+/// switch stops and its TAPs go.
+struct Running {
+    serving: Option<Serving>,
+    switch: Arc<RunningSwitch>,
+}
 
 impl Drop for Running {
     fn drop(&mut self) {
-        if let Some(s) = self.0.take() {
-            s.stop();
-        }
+        self.serving.take();
+        self.switch.stop();
     }
+}
+
+/// Compiles the topology `path`, starts its switch on the TAPs of `plan`
+/// (its ports named after the hosts' TAPs) and serves its control socket
+/// as `name` in `run_dir`.
+fn start(
+    path: &Path,
+    plan: &SwitchPlan,
+    vlans: &[HostVlan],
+    engine: Engine,
+    name: &str,
+    run_dir: &Path,
+) -> Result<Running, String> {
+    let run_opts = RunOptions {
+        engine,
+        host_vlans: vlans.to_vec(),
+        fixed_ports: true,
+        ..RunOptions::default()
+    };
+    let sopts = switchd::Options {
+        engine,
+        workers: plan.threads.max(1),
+        name: Some(name.to_string()),
+        ..switchd::Options::default()
+    };
+    let prep = Switchd::prepare(path, &sopts).map_err(|e| e.to_string())?;
+    let switch = Arc::new(RunningSwitch::start_with(
+        plan,
+        prep.generation(),
+        &run_opts,
+    )?);
+    let d = Switchd::start(prep, Arc::clone(&switch) as _, sopts);
+    let serving = match d.serve(run_dir, Some(WatchOptions::default())) {
+        Ok(s) => s,
+        Err(e) => {
+            switch.stop();
+            return Err(e.to_string());
+        }
+    };
+    Ok(Running {
+        serving: Some(serving),
+        switch,
+    })
 }
 
 /// `flowswitch up FILE [--check]`: exit 0 when the topology came up and,
@@ -35,15 +91,9 @@ pub fn run(path: &Path, opts: &UpOpts, engine: Engine) -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    let start = |plan: &crate::model::SwitchPlan, vlans: &[HostVlan]| {
-        let run_opts = RunOptions {
-            engine,
-            host_vlans: vlans.to_vec(),
-            ..RunOptions::default()
-        };
-        RunningSwitch::start(plan, &run_opts).map(|s| Running(Some(s)))
-    };
-    let up = match bring_up(path, opts, start) {
+    let up = match bring_up(path, opts, |topo, plan, vlans| {
+        start(path, plan, vlans, engine, &topo.name, &opts.run_dir)
+    }) {
         Ok(u) => u,
         Err(e) => {
             eprintln!("flowswitch up: {e}");
@@ -58,6 +108,11 @@ pub fn run(path: &Path, opts: &UpOpts, engine: Engine) -> ExitCode {
         .map(|(h, n)| format!("{} ({}, {})", h.name, h.ip, n.namespace))
         .collect();
     eprintln!("topology {} is up: {}", up.topo.name, hosts.join(", "));
+    eprintln!(
+        "control socket {}: `flowswitch ctl {} dump-flows` (and the other ctl verbs)",
+        crate::control::socket_path(&opts.run_dir, &up.topo.name).display(),
+        up.topo.name
+    );
     if opts.check {
         let results = up.run_checks();
         checks::print_table(&results);
