@@ -8,8 +8,12 @@
 #      ovsdb-server and ovs-vswitchd in a temporary directory).
 # Each path: 1 stream and 4 streams, SECONDS (default 10) each. Prints a
 # table of Gbit/s and the ratios of flowswitch to OVS and to the bridge.
+# With ROUNDS > 1 the four paths run ROUNDS times, one after the other in
+# each round (so the machine's load drifts over all of them alike); the
+# table gives each cell's median and range, and the ratios are the median
+# (and range) of each round's own ratio.
 #
-# Usage (as root): bench/throughput.sh [SECONDS]
+# Usage (as root): bench/throughput.sh [SECONDS] [ROUNDS]
 # FLOWSWITCH=path/to/flowswitch overrides the binary (default: a release
 # build of this checkout). Only namespaces it makes are touched; they are
 # removed on exit.
@@ -17,6 +21,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SECS=${1:-10}
+ROUNDS=${2:-1}
+ROUND=1
 TAG="fsb$$"
 TAG=${TAG:0:9}
 NS1="${TAG}n1"
@@ -111,7 +117,7 @@ measure() { # NAME: runs 1 and 4 streams, appends to the results
     local one four
     one=$(iperf 1)
     four=$(iperf 4)
-    printf '%s\t%s\t%s\n' "$1" "$one" "$four" >>"$WORK/results"
+    printf '%s\t%s\t%s\t%s\n' "$ROUND" "$1" "$one" "$four" >>"$WORK/results"
     printf '%-34s %8s %8s Gbit/s\n' "$1" "$one" "$four" >&2
 }
 
@@ -182,6 +188,7 @@ run_ovs() {
     make_hosts
     local schema=/usr/share/openvswitch/vswitch.ovsschema
     local db="unix:$WORK/db.sock"
+    rm -f "$WORK/conf.db" "$WORK"/*.pid "$WORK"/*.ctl "$WORK/db.sock"
     ovsdb-tool create "$WORK/conf.db" "$schema"
     ovsdb-server "$WORK/conf.db" --remote="punix:$WORK/db.sock" --pidfile="$WORK/ovsdb.pid" \
         --unixctl="$WORK/ovsdb-server.ctl" --log-file="$WORK/ovsdb.log" --detach 2>/dev/null
@@ -203,24 +210,47 @@ run_ovs() {
 }
 
 : >"$WORK/results"
-echo "iperf3 TCP, ${SECS} s per run, 1 and 4 streams (Gbit/s):" >&2
-run_flowswitch "flowswitch L2 learning" 0
-run_flowswitch "flowswitch 10k-flow ACL + L2" 10000
-run_bridge
-run_ovs
+echo "iperf3 TCP, ${SECS} s per run, 1 and 4 streams (Gbit/s), ${ROUNDS} round(s):" >&2
+for ROUND in $(seq "$ROUNDS"); do
+    [ "$ROUNDS" -gt 1 ] && echo "round $ROUND:" >&2
+    run_flowswitch "flowswitch L2 learning" 0
+    run_flowswitch "flowswitch 10k-flow ACL + L2" 10000
+    run_bridge
+    run_ovs
+done
 cleanup_ns
 
-echo
-printf '| path | 1 stream | 4 streams |\n|---|---|---|\n'
-while IFS=$'\t' read -r name one four; do
-    printf '| %s | %s | %s |\n' "$name" "$one" "$four"
-done <"$WORK/results"
-ratio() { # ROW COL: flowswitch ACL / ROW
+# summary VALUES...: the median, and "(min-max)" when there are several.
+summary() {
+    printf '%s\n' "$@" | sort -g | awk '
+        { v[NR] = $1 }
+        END {
+            if (NR == 0) { printf "n/a"; exit }
+            m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+            if (NR == 1) printf "%.3g", m
+            else printf "%.3g (%.3g-%.3g)", m, v[1], v[NR]
+        }'
+}
+column() { # NAME COL: that path's values in column COL, one per round
+    awk -F'\t' -v name="$1" -v col="$2" '$2 == name { print $col }' "$WORK/results"
+}
+ratios() { # ROW COL: each round's flowswitch ACL / ROW in column COL
     awk -F'\t' -v row="$1" -v col="$2" '
-        $1 == "flowswitch 10k-flow ACL + L2" { a = $col }
-        $1 == row { b = $col }
-        END { if (a > 0 && b > 0) printf "%.2fx", a / b; else printf "n/a" }' "$WORK/results"
+        $2 == "flowswitch 10k-flow ACL + L2" { a[$1] = $col }
+        $2 == row { b[$1] = $col }
+        END { for (r in a) if (a[r] > 0 && b[r] > 0) printf "%.2f\n", a[r] / b[r] }' "$WORK/results"
 }
 echo
-echo "flowswitch (10k ACL) / OVS userspace: 1 stream $(ratio 'OVS userspace (TAP, TSO)' 2), 4 streams $(ratio 'OVS userspace (TAP, TSO)' 3)"
-echo "flowswitch (10k ACL) / kernel bridge: 1 stream $(ratio 'kernel bridge (veth)' 2), 4 streams $(ratio 'kernel bridge (veth)' 3)"
+printf '| path | 1 stream | 4 streams |\n|---|---|---|\n'
+for name in "flowswitch L2 learning" "flowswitch 10k-flow ACL + L2" "kernel bridge (veth)" "OVS userspace (TAP, TSO)"; do
+    [ -n "$(column "$name" 3)" ] || continue
+    # shellcheck disable=SC2046
+    printf '| %s | %s | %s |\n' "$name" "$(summary $(column "$name" 3))" "$(summary $(column "$name" 4))"
+done
+ratio() { # ROW COL
+    # shellcheck disable=SC2046
+    printf '%sx' "$(summary $(ratios "$1" "$2"))"
+}
+echo
+echo "flowswitch (10k ACL) / OVS userspace: 1 stream $(ratio 'OVS userspace (TAP, TSO)' 3), 4 streams $(ratio 'OVS userspace (TAP, TSO)' 4)"
+echo "flowswitch (10k ACL) / kernel bridge: 1 stream $(ratio 'kernel bridge (veth)' 3), 4 streams $(ratio 'kernel bridge (veth)' 4)"
