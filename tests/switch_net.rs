@@ -349,6 +349,15 @@ fn run_command_forwards_captures_and_cleans_up() {
     net.addr(&n2, &t2, "10.82.0.2/24");
     assert!(ping(&n1, "10.82.0.2", &[]), "ping through flowswitch run");
     transfer(&n1, &n2, "10.82.0.2", 5010, 2 << 20);
+    // Without traffic the workers sleep: the busy poll ends within
+    // `busy_poll_us` of the last frame, so an idle second costs the whole
+    // process next to no CPU (a spinning worker would take the full second).
+    let pid = guard.0.as_ref().map(|c| c.id()).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let before = cpu_ticks(pid);
+    std::thread::sleep(Duration::from_secs(1));
+    let idle = cpu_ticks(pid) - before;
+    assert!(idle <= 10, "idle switch used {idle} clock ticks in 1 s");
     let child = guard.0.take().unwrap();
     signal(child.id(), "TERM");
     let out = child.wait_with_output().unwrap();
@@ -389,4 +398,15 @@ fn run_command_forwards_captures_and_cleans_up() {
         "{requests} requests, {replies} replies"
     );
     assert!(tcp > 0);
+}
+
+/// User plus system CPU time of process `pid` so far, in clock ticks
+/// (1/100 s on Linux).
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read stat");
+    // The fields after the command name (which may hold spaces) in parens.
+    let rest = &stat[stat.rfind(')').expect("stat format") + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of stat, 12 and 13 after `)`.
+    f[11].parse::<u64>().expect("utime") + f[12].parse::<u64>().expect("stime")
 }

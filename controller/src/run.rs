@@ -196,6 +196,7 @@ impl RunningSwitch {
             generation,
             SwitchConfig {
                 threads,
+                busy_poll_us: plan.busy_poll_us,
                 ..SwitchConfig::default()
             },
         )

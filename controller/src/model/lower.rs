@@ -59,6 +59,8 @@ pub struct SwitchPlan {
     pub source: Arc<Path>,
     /// Worker threads (the file's, else the number of cores).
     pub threads: usize,
+    /// `switch.busy_poll_us` (else the datapath's default).
+    pub busy_poll_us: u32,
     pub miss: Miss,
     /// Sorted by id. From `ports:`, or from a topology's hosts.
     pub ports: Vec<PortDesc>,
@@ -452,6 +454,10 @@ pub(crate) fn lower_switch(
             .switch
             .threads
             .map_or_else(default_threads, |t| usize::from(t.0)),
+        busy_poll_us: file
+            .switch
+            .busy_poll_us
+            .map_or(datapath::dp::switch::DEFAULT_BUSY_POLL_US, |b| b.0),
         miss: file.switch.miss,
         ports: port_list,
         ports_known,

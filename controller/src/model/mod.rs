@@ -25,7 +25,9 @@
 //! Where yaml.md leaves a choice open, the model decides as follows (every
 //! example of yaml.md loads as written):
 //! - `switch:` with its `name` is required; `threads` defaults to the
-//!   number of cores and `miss` to `drop`. Port ids are 1..=2³²-1; port
+//!   number of cores and `miss` to `drop`. `busy_poll_us` (0..=10,000,
+//!   default 200) is how long a worker polls after traffic before it
+//!   sleeps (see `datapath::dp::switch`). Port ids are 1..=2³²-1; port
 //!   names are TAP device names (at most 15 characters of `A-Za-z0-9_.-`,
 //!   starting with a letter); `queues` is 1..=256.
 //! - A switch file without `ports:` leaves port ids unchecked (a topology

@@ -37,6 +37,19 @@ pub struct SwitchSection {
     pub threads: Option<Threads>,
     #[serde(default)]
     pub miss: Miss,
+    /// How long a worker polls after traffic before it sleeps, in µs;
+    /// `None` = the datapath's default.
+    pub busy_poll_us: Option<BusyPollUs>,
+}
+
+/// `busy_poll_us`, 0..=10,000 (0: workers always sleep).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BusyPollUs(pub u32);
+
+impl<'de> Deserialize<'de> for BusyPollUs {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        bounded_u64(d, "busy_poll_us", 0, 10_000).map(|n| BusyPollUs(n as u32))
+    }
 }
 
 /// A worker thread count, 1..=1024.

@@ -470,7 +470,7 @@ fn every_match_field_and_action_lowers() {
     let dir = tempdir("every");
     std::fs::write(dir.join("f.s"), "mov r0, 1\nexit\n").unwrap();
     std::fs::write(dir.join("a.o"), b"\x7fELF").unwrap();
-    let text = r#"switch: {name: s, threads: 3, miss: flood}
+    let text = r#"switch: {name: s, threads: 3, miss: flood, busy_poll_us: 0}
 ports: [{id: 1, name: p1}, {id: 2, name: p2}, {id: 7, name: p7}]
 meters: {m1: {rate_kbps: 1, burst_kb: 1}, 2mbit: {rate_kbps: 2, burst_kb: 2}}
 tables:
@@ -503,7 +503,7 @@ tables:
       - {name: end, priority: 0, actions: [{output: 1}]}
 "#;
     let p = switch_from_str(&dir.join("s.yaml"), text).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!((p.threads, p.miss), (3, Miss::Flood));
+    assert_eq!((p.threads, p.miss, p.busy_poll_us), (3, Miss::Flood, 0));
     let f = |n: &str| p.flow(n).unwrap();
     assert_eq!(
         f("l2").actions,
@@ -754,6 +754,7 @@ const FILE_MISTAKES: &[(&str, &str, usize, &str, &str)] = &[
     ("missing switch name", "switch: {miss: drop}\ntables: []\n", 1, "{miss", "missing field `name`"),
     ("unknown miss policy", "switch: {name: a, miss: dorp}\n", 1, "dorp", "unknown variant `dorp`"),
     ("zero threads", "switch: {name: a, threads: 0}\n", 1, "0}", "threads 0 is out of range 1..=1024"),
+    ("busy poll too long", "switch: {name: a, busy_poll_us: 20000}\n", 1, "20000}", "busy_poll_us 20000 is out of range 0..=10000"),
     ("duplicate port id", "switch: {name: a}\nports:\n  - {id: 1, name: p1}\n  - {id: 1, name: p2}\n", 4, "1,", "duplicate port id `1` (first at bad.yaml:3:10)"),
     ("duplicate port name", "switch: {name: a}\nports:\n  - {id: 1, name: p1}\n  - {id: 2, name: p1}\n", 4, "p1", "duplicate port name `p1`"),
     ("port name too long", "switch: {name: a}\nports: [{id: 1, name: abcdefghijklmnop}]\n", 2, "abcdefghijklmnop", "1 to 15 characters"),
@@ -1057,6 +1058,7 @@ fn threads_default_to_the_number_of_cores() {
     assert!(p.threads >= 1);
     assert!(p.flows.is_empty() && p.tables.is_empty());
     assert_eq!(p.miss, Miss::Drop);
+    assert_eq!(p.busy_poll_us, datapath::dp::switch::DEFAULT_BUSY_POLL_US);
     assert!(!p.ports_known);
 }
 
