@@ -258,6 +258,38 @@ fn suite_decision(
     }
 }
 
+/// Runs `check` on every case of the suite (found as [`suite_for_test`]
+/// does for the test `test`) and panics with the list of the files that
+/// failed and why. Returns the files, or `None` when the suite is absent
+/// outside CI.
+#[cfg(test)]
+pub(crate) fn assert_suite_passes(
+    test: &str,
+    check: impl Fn(&TestCase) -> Result<(), String>,
+) -> Option<Vec<PathBuf>> {
+    let dir = suite_for_test(test).unwrap()?;
+    let files = list_files(&[dir]).unwrap();
+    let failures: Vec<String> = files
+        .iter()
+        .filter_map(|f| {
+            load(f)
+                .map_err(|e| e.to_string())
+                .and_then(|tc| check(&tc))
+                .err()
+                .map(|e| format!("{}: {e}", f.display()))
+        })
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} of {} files failed:\n{}",
+        failures.len(),
+        files.len(),
+        failures.join("\n")
+    );
+    assert_eq!(files.len(), 313);
+    Some(files)
+}
+
 /// The test files named by `paths`: files as given, directories searched
 /// recursively for `*.data`. Sorted, without duplicates.
 pub fn list_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ConformanceError> {

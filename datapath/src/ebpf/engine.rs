@@ -108,16 +108,20 @@ impl Verdict {
     pub fn passed(&self) -> bool {
         !matches!(self, Verdict::Fail(_))
     }
+
+    /// `Err` with the reason for a failure, `Ok` otherwise.
+    pub fn into_result(self) -> Result<(), String> {
+        match self {
+            Verdict::Fail(e) => Err(e),
+            _ => Ok(()),
+        }
+    }
 }
 
-/// Runs one conformance case on `engine` and judges it: a case with
-/// `-- error` passes when the program is rejected or stops with a run-time
-/// error; otherwise r0 must equal `-- result`.
-pub fn judge(case: &TestCase, engine: Engine) -> Verdict {
-    let mut mem = case.mem.clone();
-    let outcome = Loaded::load(&case.insns, &ProgEnv::mem(), engine)
-        .map_err(|e| e.to_string())
-        .and_then(|l| l.run(RunInput::mem(&mut mem)).map_err(|e| e.to_string()));
+/// Judges `outcome`, what loading and running `case` gave (r0, or why the
+/// program was rejected or stopped): a case with `-- error` passes when
+/// there is an error; otherwise r0 must equal `-- result`.
+pub fn verdict(case: &TestCase, outcome: Result<u64, String>) -> Verdict {
     match (outcome, case.expect_error, case.result) {
         (Err(e), true, _) => Verdict::PassRejected(e),
         (Ok(r0), true, _) => Verdict::Fail(format!("expected an error, got r0 = {r0:#x}")),
@@ -126,4 +130,13 @@ pub fn judge(case: &TestCase, engine: Engine) -> Verdict {
         (Ok(r0), false, Some(want)) => Verdict::Fail(format!("r0 = {r0:#x}, expected {want:#x}")),
         (Ok(r0), false, None) => Verdict::Fail(format!("r0 = {r0:#x}, but the file has no result")),
     }
+}
+
+/// Runs one conformance case on `engine` and judges it ([`verdict`]).
+pub fn judge(case: &TestCase, engine: Engine) -> Verdict {
+    let mut mem = case.mem.clone();
+    let outcome = Loaded::load(&case.insns, &ProgEnv::mem(), engine)
+        .map_err(|e| e.to_string())
+        .and_then(|l| l.run(RunInput::mem(&mut mem)).map_err(|e| e.to_string()));
+    verdict(case, outcome)
 }

@@ -3,12 +3,14 @@
 //! test builder (every access guarded). Every run is also compared with the
 //! interpreter: same result or error, same memory afterwards.
 
-use std::path::Path;
-
 use super::*;
-use crate::ebpf::conformance::{list_files, load, suite_for_test, TestCase};
+use crate::ebpf::conformance::{assert_suite_passes, TestCase};
+use crate::ebpf::engine::verdict;
 use crate::ebpf::interp;
 use crate::ebpf::verifier::verify;
+
+/// How a file's program is turned into a [`Program`].
+type Prepare = fn(&TestCase) -> Result<Program, String>;
 
 fn verified(tc: &TestCase) -> Result<Program, String> {
     verify(&tc.insns, &ProgEnv::mem()).map_err(|e| format!("rejected: {e}"))
@@ -19,12 +21,13 @@ fn built(tc: &TestCase) -> Result<Program, String> {
     Ok(program(tc.insns.clone(), ProgEnv::mem(), true))
 }
 
-fn check(path: &Path, prepare: fn(&TestCase) -> Result<Program, String>) -> Result<(), String> {
-    let tc = load(path).map_err(|e| e.to_string())?;
-    let prog = match prepare(&tc) {
+/// Runs one case through the JIT and the interpreter: `Ok(())` when they
+/// agree (result or error, memory afterwards) and the case passes (see
+/// [`verdict`]), else the reason.
+fn check(tc: &TestCase, prepare: Prepare) -> Result<(), String> {
+    let prog = match prepare(tc) {
         Ok(p) => p,
-        Err(_) if tc.expect_error => return Ok(()),
-        Err(e) => return Err(e),
+        Err(e) => return verdict(tc, Err(e)).into_result(),
     };
     let jp = compile(&prog).map_err(|e| format!("JIT compile failed: {e}"))?;
     // Same buffer for both engines, so addresses agree too.
@@ -39,37 +42,14 @@ fn check(path: &Path, prepare: fn(&TestCase) -> Result<Program, String>) -> Resu
     if mem != mem_interp {
         return Err("memory after the run differs from the interpreter's".into());
     }
-    match (by_jit, tc.expect_error, tc.result) {
-        (Err(_), true, _) => Ok(()),
-        (Ok(r0), true, _) => Err(format!("expected an error, got r0 = {r0:#x}")),
-        (Err(e), false, _) => Err(format!("run-time error: {e}")),
-        (Ok(r0), false, Some(want)) if r0 == want => Ok(()),
-        (Ok(r0), false, want) => Err(format!("r0 = {r0:#x}, expected {want:x?}")),
-    }
+    verdict(tc, by_jit.map_err(|e| format!("run-time error: {e}"))).into_result()
 }
 
-fn run_suite(test: &str, prepare: fn(&TestCase) -> Result<Program, String>) {
-    let Some(dir) = suite_for_test(test).unwrap() else {
-        return;
-    };
-    let files = list_files(&[dir]).unwrap();
-    let failures: Vec<String> = files
-        .iter()
-        .filter_map(|f| {
-            check(f, prepare)
-                .err()
-                .map(|e| format!("{}: {e}", f.display()))
-        })
-        .collect();
-    assert!(
-        failures.is_empty(),
-        "{} of {} files failed:\n{}",
-        failures.len(),
-        files.len(),
-        failures.join("\n")
-    );
-    assert_eq!(files.len(), 313);
-    assert!(files.iter().any(|f| f.ends_with("callx.data")));
+fn run_suite(test: &str, prepare: Prepare) {
+    let files = assert_suite_passes(test, |tc| check(tc, prepare));
+    if let Some(files) = files {
+        assert!(files.iter().any(|f| f.ends_with("callx.data")));
+    }
 }
 
 #[test]
