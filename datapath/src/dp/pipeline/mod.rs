@@ -67,8 +67,12 @@
 //! calls, guards or loops is entered without setting up the JIT's run
 //! state, so the common flow costs no trip through the helper trampoline.
 //! Within a batch the worker prefetches each cached packet's program
-//! entry, code and counters before running any, so the cache and TLB
-//! misses of a large table overlap. Nothing is allocated per packet once
+//! entry (8 bytes in the generation's lean table for lean programs), code
+//! and counters before running any, so the cache and TLB misses of a large
+//! table overlap. A hit whose first flow has a lean program (no helpers)
+//! takes the batch's fast path (module `hit`): no per-table loop, path record or
+//! action-state bookkeeping, table and cache counts added once per batch,
+//! the same results and counts as the general path. Nothing is allocated per packet once
 //! the frame pool and output queues have grown to the traffic.
 //! `flowswitch bench pipeline` ([`mod@bench`]) measures it;
 //! `examples/pipeline_hits.rs` is a driver for `valgrind --tool=callgrind`.
@@ -77,6 +81,7 @@ pub mod bench;
 pub mod datapath;
 mod exec;
 pub mod generation;
+mod hit;
 pub mod reference;
 pub mod worker;
 

@@ -19,6 +19,11 @@
 //! 5. [`PacketState::finish`] queues the packet (moving it for a final
 //!    output) and counts a drop.
 //!
+//! Within a batch ([`Worker::process_frames`]) a cache hit whose first
+//! flow has a lean program (no helpers: most flows that end in an output
+//! or a drop) skips steps 3 to 5's general machinery: see
+//! the `pipeline::hit` module, which gives the same results and counts.
+//!
 //! Counters: per table lookups / matched / missed and drops by reason in
 //! the worker's [`WorkerCounters`]; per flow packets, bytes, last used in
 //! the generation's [`FlowStats`](crate::dp::stats::FlowStats).
@@ -33,6 +38,7 @@ use arc_swap::ArcSwap;
 use super::drop_reason;
 use super::exec;
 use super::generation::{Generation, MissPolicy, NO_FLOW};
+use super::hit::{HitCx, Tally, RUN_ERROR};
 use crate::classifier::{Emc, EMC_DEFAULT_ENTRIES};
 use crate::dp::actions::{Outcome, PacketState, TraceOutput, FINAL};
 use crate::dp::mac::MacTable;
@@ -64,12 +70,17 @@ pub struct WorkerConfig {
     /// Exact-match cache entries; 0 = no cache (every packet through the
     /// classifiers).
     pub emc_entries: usize,
+    /// Batches end cache hits on lean programs on the fast path
+    /// (module `pipeline::hit`); `false` sends every packet through the
+    /// general path (the same results: for comparisons).
+    pub fast_hits: bool,
 }
 
 impl Default for WorkerConfig {
     fn default() -> Self {
         WorkerConfig {
             emc_entries: EMC_DEFAULT_ENTRIES,
+            fast_hits: true,
         }
     }
 }
@@ -103,6 +114,9 @@ pub struct WorkerStats {
     pub emc_misses: u64,
     /// Paths inserted into the cache.
     pub emc_inserts: u64,
+    /// Cache hits that ended on the fast path (see
+    /// [`WorkerConfig::fast_hits`]).
+    pub fast_hits: u64,
 }
 
 /// The path of the packet being processed.
@@ -148,12 +162,9 @@ pub struct Worker {
     source: Option<Arc<ArcSwap<Generation>>>,
     /// Scratch of [`Worker::process_frames`].
     pre: Vec<Prepared>,
+    /// [`WorkerConfig::fast_hits`].
+    fast_hits: bool,
 }
-
-/// The r0 that stands for a run-time error of a flow program (no program
-/// returns it: it decodes to no verdict, and the packet is dropped as
-/// [`DropReason::Error`]).
-const RUN_ERROR: u64 = u64::MAX;
 
 /// A packet's key and cached path, or why it cannot be parsed.
 type Prepared = Result<(Parsed, Option<CachedPath>), DropReason>;
@@ -202,6 +213,7 @@ impl Worker {
             rx: Vec::new(),
             source: None,
             pre: Vec::new(),
+            fast_hits: config.fast_hits,
         }
     }
 
@@ -346,29 +358,65 @@ impl Worker {
     #[inline]
     pub fn process(&mut self, frame: &mut Frame, in_port: PortId, now_ns: u64) -> Outcome {
         let pre = self.prepare(frame, in_port);
-        self.run(frame, in_port, now_ns, &pre)
+        self.run(frame, in_port, now_ns, &pre, None)
     }
 
     /// Runs `frames`, all received on `in_port` at `now_ns`, like
     /// [`process`](Self::process) one after the other, but extracts every
     /// key and looks every one up in the cache first, so that the cache's
     /// memory accesses overlap. Outputs are queued.
+    ///
+    /// A packet whose cached path starts with a flow that has a lean
+    /// program takes the fast path (module `pipeline::hit`), which ends it
+    /// exactly as the general path would unless the program's result needs
+    /// the general path (then it carries on from there).
     pub fn process_frames(&mut self, frames: &mut [Frame], in_port: PortId, now_ns: u64) {
         let mut pre = std::mem::take(&mut self.pre);
         pre.clear();
         pre.extend(frames.iter().map(|f| self.prepare(f, in_port)));
         // The programs' entries were prefetched by `prepare`; now their code.
+        let gen = Arc::clone(&self.generation);
         for p in &pre {
-            if let Some(addr) = first_flow(p)
-                .and_then(|f| self.generation.program(f))
-                .and_then(Loaded::code_addr)
-            {
+            let Some(f) = first_flow(p) else { continue };
+            let addr = match gen.lean(f) {
+                Some(l) => Some(l.code_addr()),
+                None => gen.program(f).and_then(Loaded::code_addr),
+            };
+            if let Some(addr) = addr {
                 prefetch(addr as *const u8);
             }
         }
+        // Without tracing (which only `trace` turns on, for one packet).
+        let fast = self.fast_hits && self.trace.is_none() && !self.state.recording();
+        let mut tally = Tally::default();
+        let flows = gen.flow_stats().worker(self.index);
+        let now_ms = now_ns / 1_000_000;
         for (f, p) in frames.iter_mut().zip(pre.iter()) {
-            self.run(f, in_port, now_ns, p);
+            let mut first = None;
+            if let (true, Ok((parsed, Some(c)))) = (fast, p) {
+                let flow = c.flows[0];
+                // (NO_FLOW has no code.)
+                if let Some(code) = gen.lean(flow).filter(|_| c.len > 0) {
+                    let mut hc = HitCx {
+                        ctx: &mut self.ctx,
+                        scratch: &mut self.scratch,
+                        state: &mut self.state,
+                        counters: &self.counters,
+                        flows,
+                        now_ms,
+                        tally,
+                    };
+                    let r = hc.run(code, flow, f, parsed);
+                    tally = hc.tally;
+                    match r {
+                        None => continue,
+                        Some(r) => first = Some(r),
+                    }
+                }
+            }
+            self.run(f, in_port, now_ns, p, first);
         }
+        tally.commit(&self.counters, &mut self.stats);
         self.pre = pre;
     }
 
@@ -385,8 +433,14 @@ impl Worker {
                     .and_then(|e| e.get(&parsed.key))
                     .filter(|c| c.generation == gen.id());
                 if let Some(f) = cached.filter(|c| c.len > 0).map(|c| c.flows[0]) {
-                    if let Some(p) = gen.program(f) {
-                        prefetch(p);
+                    // Only addresses: neither entry is read here.
+                    if let Some(l) = gen.lean_slot(f) {
+                        prefetch(l);
+                    }
+                    if !gen.all_lean() {
+                        if let Some(p) = gen.program(f) {
+                            prefetch(p);
+                        }
                     }
                     if let Some(c) = gen
                         .flow_stats()
@@ -402,9 +456,18 @@ impl Worker {
         }
     }
 
-    /// The second half: the tables, the actions, the cache update.
+    /// The second half: the tables, the actions, the cache update. With
+    /// `first`, the fast path has set up the context and run the first
+    /// cached flow's program, which returned `first`.
     #[inline(always)]
-    fn run(&mut self, frame: &mut Frame, in_port: PortId, now_ns: u64, pre: &Prepared) -> Outcome {
+    fn run(
+        &mut self,
+        frame: &mut Frame,
+        in_port: PortId,
+        now_ns: u64,
+        pre: &Prepared,
+        mut first: Option<u64>,
+    ) -> Outcome {
         self.stats.packets += 1;
         let (parsed, mut cached) = match pre {
             Ok((p, c)) => (p, *c),
@@ -432,7 +495,9 @@ impl Worker {
         let gen: &Generation = generation;
         state.begin(in_port, now_ns);
         state.set_offload(frame.offload());
-        exec::begin_ctx(ctx, frame, parsed);
+        if first.is_none() {
+            exec::begin_ctx(ctx, frame, parsed);
+        }
         let mut path = PathRec {
             len: 0,
             flows: [NO_FLOW; PATH_MAX],
@@ -458,7 +523,7 @@ impl Worker {
                 .and_then(|c| c.flows.get(path.len).copied());
             let choice = match from_cache {
                 Some(NO_FLOW) => Choice::Miss,
-                Some(f) => match cx.run(f) {
+                Some(f) => match first.take().map_or_else(|| cx.run(f), declined) {
                     Some(r) => Choice::Flow(f, r),
                     None => {
                         // The cached flow declined (its filter): the rest
@@ -539,6 +604,12 @@ impl Worker {
         }
         cx.state.finish(cx.frame, verdict)
     }
+}
+
+/// A program's r0 as [`Cx::run`] gives it: `None` when it declined.
+#[inline]
+fn declined(r: u64) -> Option<u64> {
+    (r != Verdict::NoMatch.code()).then_some(r)
 }
 
 /// What one packet's processing works on.
