@@ -447,6 +447,17 @@ impl FramePool {
         }
     }
 
+    /// A free frame holding a copy of `bytes` (see [`Frame::set`]).
+    #[inline]
+    pub fn get_with(&mut self, bytes: &[u8]) -> Frame {
+        let mut f = self.free.pop().unwrap_or_else(|| {
+            self.allocated += 1;
+            Frame::new()
+        });
+        f.set(bytes);
+        f
+    }
+
     /// Gives a frame back (freed if the pool is full).
     #[inline]
     pub fn put(&mut self, frame: Frame) {
