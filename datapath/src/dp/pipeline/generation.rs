@@ -31,7 +31,7 @@ use crate::ebpf::jit::{LeanRef, LeanTable};
 use crate::ebpf::maps::Maps;
 use crate::ebpf::verifier::{self, VerifyError};
 use crate::ebpf::ProgEnv;
-use crate::flow::compile::{load_flows_counted, CompileOptions, FlowLoadError};
+use crate::flow::compile::{key_determined, load_flows_counted, CompileOptions, FlowLoadError};
 use crate::flow::spec::{Action, FlowSpec};
 
 /// What a packet that matches no flow in a table gets (`switch.miss`).
@@ -117,6 +117,10 @@ pub struct FlowInfo {
     /// tags, custom actions) before a `goto_table`: a cached path through it
     /// might not be the path the classifier would choose next time.
     pub unstable: bool,
+    /// Its program's return code is a function of the flow key alone and
+    /// it has no other effect ([`key_determined`]): a cache hit may reuse
+    /// the code instead of running it.
+    pub key_determined: bool,
 }
 
 /// One table of a generation.
@@ -311,6 +315,7 @@ impl Generation {
                 priority: f.priority,
                 filter: f.filter.is_some(),
                 unstable: unstable(f),
+                key_determined: key_determined(f),
             })
             .collect();
         let lean = LeanTable::new(programs.iter().map(|p| match p {

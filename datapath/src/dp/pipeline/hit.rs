@@ -10,7 +10,12 @@
 //! per-packet reset and its pending output, trace checks, a counter
 //! update per table lookup) is most of the cost.
 //!
-//! Design: [`run`] sets up the flow context and runs the program. When it
+//! A flow whose program's code the key alone determines
+//! ([`FlowInfo::key_determined`](super::FlowInfo::key_determined): no
+//! filter, only a final output or a drop or goto) is not even run: the
+//! code it returned when the path was cached is reused (`HitCx::reuse`).
+//!
+//! Design: `HitCx::run` sets up the flow context and runs the program. When it
 //! returns OUTPUT, DROP or DONE, or fails, the packet ends here, with
 //! exactly what the general path would do and count: the frame is moved
 //! to the port's queue (or counted as a tx drop of a port that is down or
@@ -94,6 +99,32 @@ impl HitCx<'_> {
         let r = code
             .run(self.scratch, frame.buffer_mut(), &mut self.ctx.bytes)
             .unwrap_or(RUN_ERROR);
+        self.end(flow, r, frame)
+    }
+
+    /// Ends a packet whose first flow `flow` is
+    /// [key-determined](super::FlowInfo::key_determined) with the code
+    /// `r` its program returned for this key (cached with the path),
+    /// without running it; like [`run`](Self::run) otherwise.
+    #[inline(always)]
+    pub(super) fn reuse(
+        &mut self,
+        r: u64,
+        flow: u32,
+        frame: &mut Frame,
+        parsed: &Parsed,
+    ) -> Option<u64> {
+        let more = self.end(flow, r, frame)?;
+        // The general path carries on from a context the program could
+        // have left: it writes nothing.
+        exec::begin_ctx(self.ctx, frame, parsed);
+        Some(more)
+    }
+
+    /// Ends the packet after `flow`'s program returned `r`, or hands `r`
+    /// back for the general path.
+    #[inline(always)]
+    fn end(&mut self, flow: u32, r: u64, frame: &mut Frame) -> Option<u64> {
         let drop = match Verdict::from_code(r) {
             Some(Verdict::Output(p)) => {
                 self.hit(flow, frame);

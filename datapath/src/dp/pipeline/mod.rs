@@ -42,7 +42,11 @@
 //!
 //! Each cached flow's program still checks its own match and filter; if
 //! it declines, the rest of the cached path is dropped and the classifier
-//! takes over from that table. Within a batch
+//! takes over from that table. The one exception is a first flow whose
+//! return code the key alone determines, without any other effect
+//! ([`FlowInfo::key_determined`]: no filter, only a final output, a drop
+//! or a goto): the entry keeps the code its program returned, and a hit
+//! reuses it instead of running the program. Within a batch
 //! ([`Worker::process_frames`]) every key is extracted and looked up
 //! before the first packet runs, so the cache's memory accesses overlap.
 //!

@@ -61,7 +61,11 @@ pub const PATH_MAX: usize = 6;
 struct CachedPath {
     generation: u32,
     len: u8,
+    /// The first flow is [key-determined](super::FlowInfo::key_determined):
+    /// `first_code` is what its program returns for this key.
+    reuse: bool,
     flows: [u32; PATH_MAX],
+    first_code: u64,
 }
 
 /// Worker settings.
@@ -125,6 +129,8 @@ struct PathRec {
     len: usize,
     flows: [u32; PATH_MAX],
     cacheable: bool,
+    /// The return code of the first table's flow.
+    first_code: u64,
 }
 
 impl PathRec {
@@ -168,6 +174,12 @@ pub struct Worker {
 
 /// A packet's key and cached path, or why it cannot be parsed.
 type Prepared = Result<(Parsed, Option<CachedPath>), DropReason>;
+
+/// Whether a prepared packet's cached path reuses its first flow's code.
+#[inline]
+fn reused(p: &Prepared) -> bool {
+    matches!(p, Ok((_, Some(c))) if c.reuse)
+}
 
 /// The first flow of a prepared packet's cached path.
 #[inline]
@@ -378,6 +390,9 @@ impl Worker {
         let gen = Arc::clone(&self.generation);
         for p in &pre {
             let Some(f) = first_flow(p) else { continue };
+            if reused(p) {
+                continue;
+            }
             let addr = match gen.lean(f) {
                 Some(l) => Some(l.code_addr()),
                 None => gen.program(f).and_then(Loaded::code_addr),
@@ -395,8 +410,23 @@ impl Worker {
             let mut first = None;
             if let (true, Ok((parsed, Some(c)))) = (fast, p) {
                 let flow = c.flows[0];
-                // (NO_FLOW has no code.)
-                if let Some(code) = gen.lean(flow).filter(|_| c.len > 0) {
+                if c.reuse {
+                    let mut hc = HitCx {
+                        ctx: &mut self.ctx,
+                        scratch: &mut self.scratch,
+                        state: &mut self.state,
+                        counters: &self.counters,
+                        flows,
+                        now_ms,
+                        tally,
+                    };
+                    let r = hc.reuse(c.first_code, flow, f, parsed);
+                    tally = hc.tally;
+                    match r {
+                        None => continue,
+                        Some(r) => first = Some(r),
+                    }
+                } else if let Some(code) = gen.lean(flow).filter(|_| c.len > 0) {
                     let mut hc = HitCx {
                         ctx: &mut self.ctx,
                         scratch: &mut self.scratch,
@@ -432,12 +462,14 @@ impl Worker {
                     .as_ref()
                     .and_then(|e| e.get(&parsed.key))
                     .filter(|c| c.generation == gen.id());
-                if let Some(f) = cached.filter(|c| c.len > 0).map(|c| c.flows[0]) {
-                    // Only addresses: neither entry is read here.
-                    if let Some(l) = gen.lean_slot(f) {
+                if let Some(c) = cached.filter(|c| c.len > 0) {
+                    let f = c.flows[0];
+                    // Only addresses: neither entry is read here. A reused
+                    // code needs neither.
+                    if let (false, Some(l)) = (c.reuse, gen.lean_slot(f)) {
                         prefetch(l);
                     }
-                    if !gen.all_lean() {
+                    if !c.reuse && !gen.all_lean() {
                         if let Some(p) = gen.program(f) {
                             prefetch(p);
                         }
@@ -502,6 +534,7 @@ impl Worker {
             len: 0,
             flows: [NO_FLOW; PATH_MAX],
             cacheable: true,
+            first_code: 0,
         };
         let mut asked = false;
         let now_ms = state.now_ms();
@@ -549,6 +582,9 @@ impl Worker {
                 }
                 Choice::Flow(f, r) => {
                     tc.matched.inc();
+                    if path.len == 0 {
+                        path.first_code = r;
+                    }
                     path.push(f);
                     if let Some(t) = trace {
                         t.push(Step {
@@ -586,6 +622,7 @@ impl Worker {
             stats.emc_misses += 1;
             if path.cacheable && path.len <= PATH_MAX {
                 if let Some(emc) = emc {
+                    let first = path.flows[0];
                     emc.insert(
                         // The packet's original key (the context's may
                         // have been rewritten).
@@ -593,7 +630,9 @@ impl Worker {
                         CachedPath {
                             generation: gen.id(),
                             len: path.len as u8,
+                            reuse: gen.flow(first).is_some_and(|i| i.key_determined),
                             flows: path.flows,
+                            first_code: path.first_code,
                         },
                     );
                     stats.emc_inserts += 1;

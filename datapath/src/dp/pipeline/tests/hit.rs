@@ -147,10 +147,10 @@ fn fast_hits_send_and_count_as_the_general_path() {
 }
 
 #[test]
-fn interpreted_programs_take_the_general_path() {
+fn interpreted_programs_end_on_the_fast_path_only_when_key_determined() {
+    // Without JIT code, only hits that reuse a cached code are fast.
     let s = random(45, Engine::Interp, false);
-    assert_eq!(s.fast_hits, 0, "{s:?}");
-    assert!(s.emc_hits > 500, "{s:?}");
+    assert!(s.fast_hits > 100 && s.emc_hits > s.fast_hits + 500, "{s:?}");
 }
 
 /// One UDP flow per way a fast-path packet can end (and a goto, which the
