@@ -49,7 +49,7 @@ use crate::ebpf::engine::Loaded;
 use crate::ebpf::jit::JitScratch;
 use crate::flow::compile::{FlowCtx, Verdict};
 use crate::flow::key::FlowKey;
-use crate::packet::{extract, Parsed};
+use crate::packet::{extract_into, Parsed};
 use crate::sys::prefetch::prefetch;
 
 /// Most tables a cached path records; longer paths are not cached.
@@ -172,21 +172,33 @@ pub struct Worker {
     fast_hits: bool,
 }
 
-/// A packet's key and cached path, or why it cannot be parsed.
-type Prepared = Result<(Parsed, Option<CachedPath>), DropReason>;
-
-/// Whether a prepared packet's cached path reuses its first flow's code.
-#[inline]
-fn reused(p: &Prepared) -> bool {
-    matches!(p, Ok((_, Some(c))) if c.reuse)
+/// A packet's key and cached path, or why it cannot be parsed: a batch
+/// keeps one per packet, written in place by [`Worker::prepare_into`].
+#[derive(Debug, Clone, Copy, Default)]
+struct Prepared {
+    /// The key and offsets (when `drop` is `None`).
+    parsed: Parsed,
+    /// The cached path (when `hit`).
+    cached: CachedPath,
+    hit: bool,
+    /// Why the frame cannot be parsed.
+    drop: Option<DropReason>,
 }
 
-/// The first flow of a prepared packet's cached path.
-#[inline]
-fn first_flow(p: &Prepared) -> Option<u32> {
-    match p {
-        Ok((_, Some(c))) if c.len > 0 && c.flows[0] != NO_FLOW => Some(c.flows[0]),
-        _ => None,
+impl Prepared {
+    /// The cached path, if the packet parsed and hit the cache.
+    #[inline]
+    fn cached(&self) -> Option<&CachedPath> {
+        (self.hit && self.drop.is_none()).then_some(&self.cached)
+    }
+
+    /// The first flow of the cached path, if its program is to run (its
+    /// code is not reused).
+    #[inline]
+    fn flow_to_run(&self) -> Option<u32> {
+        self.cached()
+            .filter(|c| c.len > 0 && !c.reuse)
+            .map(|c| c.flows[0])
     }
 }
 
@@ -384,15 +396,17 @@ impl Worker {
     /// the general path (then it carries on from there).
     pub fn process_frames(&mut self, frames: &mut [Frame], in_port: PortId, now_ns: u64) {
         let mut pre = std::mem::take(&mut self.pre);
-        pre.clear();
-        pre.extend(frames.iter().map(|f| self.prepare(f, in_port)));
+        // Slots written in place (the first `frames.len()` are this batch's).
+        if pre.len() < frames.len() {
+            pre.resize(frames.len(), Prepared::default());
+        }
+        for (slot, f) in pre.iter_mut().zip(frames.iter()) {
+            self.prepare_into(f, in_port, slot);
+        }
         // The programs' entries were prefetched by `prepare`; now their code.
         let gen = Arc::clone(&self.generation);
-        for p in &pre {
-            let Some(f) = first_flow(p) else { continue };
-            if reused(p) {
-                continue;
-            }
+        for p in pre.iter().take(frames.len()) {
+            let Some(f) = p.flow_to_run() else { continue };
             let addr = match gen.lean(f) {
                 Some(l) => Some(l.code_addr()),
                 None => gen.program(f).and_then(Loaded::code_addr),
@@ -408,7 +422,8 @@ impl Worker {
         let now_ms = now_ns / 1_000_000;
         for (f, p) in frames.iter_mut().zip(pre.iter()) {
             let mut first = None;
-            if let (true, Ok((parsed, Some(c)))) = (fast, p) {
+            if let (true, Some(c)) = (fast, p.cached()) {
+                let parsed = &p.parsed;
                 let flow = c.flows[0];
                 if c.reuse {
                     let mut hc = HitCx {
@@ -454,14 +469,27 @@ impl Worker {
     /// (whose first flow's program entry and counters it prefetches).
     #[inline]
     fn prepare(&self, frame: &Frame, in_port: PortId) -> Prepared {
-        match extract(frame.data(), in_port) {
-            Ok(parsed) => {
+        let mut p = Prepared::default();
+        self.prepare_into(frame, in_port, &mut p);
+        p
+    }
+
+    /// [`prepare`](Self::prepare) into `out` (a batch's slot), without
+    /// copying the key or the path through a return value.
+    fn prepare_into(&self, frame: &Frame, in_port: PortId, out: &mut Prepared) {
+        match extract_into(frame.data(), in_port, &mut out.parsed) {
+            Ok(()) => {
+                out.drop = None;
                 let gen = &self.generation;
                 let cached = self
                     .emc
                     .as_ref()
-                    .and_then(|e| e.get(&parsed.key))
+                    .and_then(|e| e.get(&out.parsed.key))
                     .filter(|c| c.generation == gen.id());
+                out.hit = cached.is_some();
+                if let Some(c) = cached {
+                    out.cached = c;
+                }
                 if let Some(c) = cached.filter(|c| c.len > 0) {
                     let f = c.flows[0];
                     // Only addresses: neither entry is read here. A reused
@@ -482,9 +510,8 @@ impl Worker {
                         prefetch(c);
                     }
                 }
-                Ok((parsed, cached))
             }
-            Err(e) => Err(DropReason::Parse(e.kind())),
+            Err(e) => out.drop = Some(DropReason::Parse(e.kind())),
         }
     }
 
@@ -501,17 +528,15 @@ impl Worker {
         mut first: Option<u64>,
     ) -> Outcome {
         self.stats.packets += 1;
-        let (parsed, mut cached) = match pre {
-            Ok((p, c)) => (p, *c),
-            Err(r) => {
-                let r = *r;
-                self.counters.count_drop(r);
-                return Outcome {
-                    sent: 0,
-                    drop: Some(r),
-                };
-            }
-        };
+        if let Some(r) = pre.drop {
+            self.counters.count_drop(r);
+            return Outcome {
+                sent: 0,
+                drop: Some(r),
+            };
+        }
+        let parsed = &pre.parsed;
+        let mut cached = pre.cached().copied();
         let Worker {
             index,
             generation,
