@@ -69,7 +69,7 @@ impl TxBatch {
         self.queues.get(idx).map_or(&[], |q| q.as_slice())
     }
 
-    #[inline(always)]
+    #[inline]
     fn queue_mut(&mut self, idx: usize) -> Option<&mut Vec<Frame>> {
         let q = self.queues.get_mut(idx)?;
         if q.is_empty() {

@@ -443,7 +443,7 @@ impl FramePool {
     }
 
     /// A free frame, empty, with the standard headroom.
-    #[inline(always)]
+    #[inline]
     pub fn get(&mut self) -> Frame {
         match self.free.pop() {
             Some(mut f) => {
