@@ -423,9 +423,15 @@ impl Worker {
         for (f, p) in frames.iter_mut().zip(pre.iter()) {
             let mut first = None;
             if let (true, Some(c)) = (fast, p.cached()) {
-                let parsed = &p.parsed;
                 let flow = c.flows[0];
-                if c.reuse {
+                // A reused code, or else the first flow's lean program
+                // (NO_FLOW has none).
+                let lean = if c.reuse {
+                    None
+                } else {
+                    gen.lean(flow).filter(|_| c.len > 0)
+                };
+                if c.reuse || lean.is_some() {
                     let mut hc = HitCx {
                         ctx: &mut self.ctx,
                         scratch: &mut self.scratch,
@@ -435,23 +441,10 @@ impl Worker {
                         now_ms,
                         tally,
                     };
-                    let r = hc.reuse(c.first_code, flow, f, parsed);
-                    tally = hc.tally;
-                    match r {
-                        None => continue,
-                        Some(r) => first = Some(r),
-                    }
-                } else if let Some(code) = gen.lean(flow).filter(|_| c.len > 0) {
-                    let mut hc = HitCx {
-                        ctx: &mut self.ctx,
-                        scratch: &mut self.scratch,
-                        state: &mut self.state,
-                        counters: &self.counters,
-                        flows,
-                        now_ms,
-                        tally,
+                    let r = match lean {
+                        Some(code) => hc.run(code, flow, f, &p.parsed),
+                        None => hc.reuse(c.first_code, flow, f, &p.parsed),
                     };
-                    let r = hc.run(code, flow, f, parsed);
                     tally = hc.tally;
                     match r {
                         None => continue,
