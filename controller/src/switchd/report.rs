@@ -138,7 +138,10 @@ impl Switchd {
             Arc::new(self.dp.mac_table().snapshot(now_ns / 1_000_000)),
             Arc::new(self.dp.meters().snapshot()),
             counters,
-            WorkerConfig { emc_entries: 0 },
+            WorkerConfig {
+                emc_entries: 0,
+                ..WorkerConfig::default()
+            },
         );
         let t = w.trace(&mut Frame::from_bytes(frame), port, now_ns);
         let report = trace::report(&generation, &t);

@@ -65,6 +65,18 @@ pub fn extract(frame: &[u8], in_port: u32) -> Result<Parsed, ParseError> {
     }
 }
 
+/// [`extract`] into `out` (unchanged on error), for callers that keep
+/// parsed keys in place: the fast path's key goes straight from registers
+/// into `out`.
+#[inline]
+pub fn extract_into(frame: &[u8], in_port: u32, out: &mut Parsed) -> Result<(), ParseError> {
+    *out = match super::fast::parse(frame, in_port) {
+        Some(p) => p,
+        None => extract_general(frame, in_port)?,
+    };
+    Ok(())
+}
+
 /// The general parser: every frame shape, and the error of a malformed
 /// frame. [`extract`] gives the same result for every frame; this is the
 /// reference its fast path is tested (and fuzzed) against.
@@ -273,6 +285,33 @@ mod tests {
         want.set_eth_src(0x0200_0000_0001);
         want.set_eth_type(0x88b5);
         assert_eq!(p.key, want);
+    }
+
+    #[test]
+    fn extract_into_writes_what_extract_returns_and_nothing_on_error() {
+        let tcp = build::tcp4(
+            A,
+            B,
+            [10, 0, 0, 1].into(),
+            [10, 0, 0, 2].into(),
+            1,
+            2,
+            0,
+            b"x",
+        );
+        let mut out = Parsed::default();
+        for (f, port) in [
+            (&tcp[..], 7),
+            (&ETH_UNKNOWN_TYPE[..], 3),
+            (&VLAN_TAGGED_UNKNOWN[..], 1),
+        ] {
+            assert_eq!(extract_into(f, port, &mut out), Ok(()));
+            assert_eq!(Ok(out), extract(f, port));
+        }
+        let before = out;
+        let bad = &ETH_UNKNOWN_TYPE[..5];
+        assert_eq!(extract_into(bad, 1, &mut out), extract(bad, 1).map(|_| ()));
+        assert_eq!(out, before);
     }
 
     #[test]

@@ -110,7 +110,7 @@ pub mod vlan;
 pub mod vnet;
 
 pub use error::{ErrorKind, ParseError};
-pub use extract::{extract, extract_general, Parsed};
+pub use extract::{extract, extract_general, extract_into, Parsed};
 
 #[cfg(doc)]
 use crate::flow::key::{FlowKey, FRAG_ANY, FRAG_LATER};

@@ -12,6 +12,7 @@
 //! cost bytes, not pages.
 
 use std::io;
+use std::marker::PhantomData;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -206,6 +207,80 @@ impl ExecEntry {
 
     pub(crate) fn body_addr(&self) -> usize {
         self.addr
+    }
+}
+
+/// Program bodies by number, for callers that keep one per flow in a dense
+/// array: each body's address in 8 bytes (0 for none), with the arenas
+/// that hold them kept alive by the table. Only made from [`ExecEntry`]s,
+/// so every address is a checked body start.
+#[derive(Debug, Default)]
+pub struct CodeTable {
+    /// Keep the code mapped; never read.
+    _arenas: Vec<Arc<ExecArena>>,
+    addrs: Box<[usize]>,
+}
+
+/// One body of a [`CodeTable`], borrowed from it (so its arena is alive).
+#[derive(Debug, Clone, Copy)]
+pub struct CodeRef<'a> {
+    addr: usize,
+    _table: PhantomData<&'a CodeTable>,
+}
+
+impl CodeRef<'_> {
+    /// The body's first byte.
+    #[inline]
+    pub fn body_addr(&self) -> usize {
+        self.addr
+    }
+}
+
+impl CodeTable {
+    /// A table of `entries`' bodies, by position (`None`: no body).
+    pub(crate) fn new<'a>(entries: impl IntoIterator<Item = Option<&'a ExecEntry>>) -> CodeTable {
+        let mut arenas: Vec<Arc<ExecArena>> = Vec::new();
+        let addrs = entries
+            .into_iter()
+            .map(|e| {
+                let Some(e) = e else { return 0 };
+                // Programs compiled together share an arena: keep each once
+                // (they arrive grouped).
+                if !arenas.iter().rev().any(|a| Arc::ptr_eq(a, &e.arena)) {
+                    arenas.push(Arc::clone(&e.arena));
+                }
+                e.addr
+            })
+            .collect();
+        CodeTable {
+            _arenas: arenas,
+            addrs,
+        }
+    }
+
+    /// Body `i`, if there is one.
+    #[inline]
+    pub fn get(&self, i: usize) -> Option<CodeRef<'_>> {
+        let addr = self.addrs.get(i).copied().filter(|&a| a != 0)?;
+        Some(CodeRef {
+            addr,
+            _table: PhantomData,
+        })
+    }
+
+    /// Where body `i`'s address is kept, for prefetching.
+    #[inline]
+    pub fn slot(&self, i: usize) -> Option<&usize> {
+        self.addrs.get(i)
+    }
+
+    /// Number of positions (with or without a body).
+    pub fn len(&self) -> usize {
+        self.addrs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.addrs.is_empty()
     }
 }
 

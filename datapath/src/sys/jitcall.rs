@@ -38,7 +38,7 @@
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use super::exec::ExecEntry;
+use super::exec::{CodeRef, ExecEntry};
 use crate::ebpf::helpers::{HelperCtx, HelperExit, HelperFn, HelperRegistry};
 use crate::ebpf::maps::Maps;
 use crate::ebpf::vm::{window_fault, WindowFields, STACK_TOTAL, UNFLAGGED_WINDOW_CHANGE};
@@ -288,7 +288,7 @@ pub fn enter(entry: &ExecEntry, st: &mut RunState, args: EnterArgs<'_>) -> Resul
     };
     st.vm.state = args.state.map(|s| StatePtr(s as *mut dyn Any));
     st.vm.maps = args.maps as *const Maps as usize;
-    let r = call(entry, st, r1, r2, args.budget);
+    let r = call(entry.body_addr(), st, r1, r2, args.budget);
     st.vm.state = None;
     r
 }
@@ -302,7 +302,13 @@ pub fn enter_mem(
     pkt: &mut [u8],
     budget: u64,
 ) -> Result<u64, RawError> {
-    call(entry, st, pkt.as_mut_ptr() as u64, pkt.len() as u64, budget)
+    call(
+        entry.body_addr(),
+        st,
+        pkt.as_mut_ptr() as u64,
+        pkt.len() as u64,
+        budget,
+    )
 }
 
 /// [`enter`] for an [`EntryArg::Ctx`] program whose code never reads or
@@ -320,25 +326,38 @@ pub fn enter_ctx_lean(
     budget: u64,
 ) -> Result<u64, RawError> {
     let _ = pkt;
-    call(entry, st, ctx.as_mut_ptr() as u64, 0, budget)
+    call(entry.body_addr(), st, ctx.as_mut_ptr() as u64, 0, budget)
 }
 
-#[inline]
-fn call(
-    entry: &ExecEntry,
+/// [`enter_ctx_lean`] for a body of a [`CodeTable`](super::exec::CodeTable) (the same contract:
+/// the caller has checked the context's size and its packet window against
+/// that program's layout).
+#[inline(always)]
+pub fn enter_ref_ctx_lean(
+    code: CodeRef<'_>,
     st: &mut RunState,
-    r1: u64,
-    r2: u64,
+    pkt: &mut [u8],
+    ctx: &mut [u8],
     budget: u64,
 ) -> Result<u64, RawError> {
+    let _ = pkt;
+    call(code.body_addr(), st, ctx.as_mut_ptr() as u64, 0, budget)
+}
+
+/// Calls the body at `body`, which the caller's borrowed [`ExecEntry`] or
+/// [`CodeTable`](super::exec::CodeTable) keeps alive.
+#[inline(always)]
+fn call(body: usize, st: &mut RunState, r1: u64, r2: u64, budget: u64) -> Result<u64, RawError> {
     let fp = st.stack.0.as_mut_ptr() as u64 + STACK_TOTAL as u64;
     let vm = &mut st.vm;
     type BodyFn = extern "sysv64" fn(u64, u64, *mut VmCtx, u64, u64) -> u64;
-    // `body_addr` is the start of a program body inside a sealed
-    // read+execute arena that `entry` keeps alive for this call; the JIT
-    // generated it with exactly this signature and calling convention.
+    // `body` is the start of a program body inside a sealed read+execute
+    // arena that the caller's `ExecEntry`, or the `CodeTable` (only made
+    // from `ExecEntry`s) its `CodeRef` borrows, keeps alive for this call;
+    // the JIT generated it with exactly this signature and calling
+    // convention.
     // SAFETY: by the reasons just given.
-    let f: BodyFn = unsafe { std::mem::transmute::<usize, BodyFn>(entry.body_addr()) };
+    let f: BodyFn = unsafe { std::mem::transmute::<usize, BodyFn>(body) };
     // The generated code touches only: the VmCtx (through the pointer passed
     // here), the stack, packet and context buffers (through addresses derived
     // from the exclusively borrowed slices the callers of `call` hold and

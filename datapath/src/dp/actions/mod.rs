@@ -251,6 +251,12 @@ impl PacketState {
         self.trace = if on { Some(Vec::new()) } else { None };
     }
 
+    /// Whether outputs are being recorded.
+    #[inline]
+    pub fn recording(&self) -> bool {
+        self.trace.is_some()
+    }
+
     /// The outputs recorded since the last call.
     pub fn take_outputs(&mut self) -> Vec<TraceOutput> {
         self.trace.as_mut().map(std::mem::take).unwrap_or_default()

@@ -288,6 +288,7 @@ impl Bench {
                 emc_hits: after.emc_hits - before.emc_hits,
                 emc_misses: after.emc_misses - before.emc_misses,
                 emc_inserts: after.emc_inserts - before.emc_inserts,
+                fast_hits: after.fast_hits - before.fast_hits,
             },
         })
     }

@@ -11,7 +11,9 @@
 //!
 //! Only what running needs is kept: per flow its name, table, priority and
 //! a few flags, and its loaded program (the JIT's machine code, or for the
-//! interpreter the verified [`Program`](crate::ebpf::Program)); the
+//! interpreter the verified [`Program`](crate::ebpf::Program)), and for a
+//! lean JIT program also its 8-byte entry in a [`LeanTable`] (the
+//! cache-hit path reaches that instead of the whole program); the
 //! [`FlowSpec`]s stay with the caller.
 
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -25,10 +27,11 @@ use crate::classifier::{entries_of_table, ClassifierError, ClassifierTable};
 use crate::dp::stats::FlowStats;
 use crate::ebpf::engine::{Engine, Loaded};
 use crate::ebpf::insn::Insn;
+use crate::ebpf::jit::{LeanRef, LeanTable};
 use crate::ebpf::maps::Maps;
 use crate::ebpf::verifier::{self, VerifyError};
 use crate::ebpf::ProgEnv;
-use crate::flow::compile::{load_flows_counted, CompileOptions, FlowLoadError};
+use crate::flow::compile::{key_determined, load_flows_counted, CompileOptions, FlowLoadError};
 use crate::flow::spec::{Action, FlowSpec};
 
 /// What a packet that matches no flow in a table gets (`switch.miss`).
@@ -114,6 +117,10 @@ pub struct FlowInfo {
     /// tags, custom actions) before a `goto_table`: a cached path through it
     /// might not be the path the classifier would choose next time.
     pub unstable: bool,
+    /// Its program's return code is a function of the flow key alone and
+    /// it has no other effect ([`key_determined`]): a cache hit may reuse
+    /// the code instead of running it.
+    pub key_determined: bool,
 }
 
 /// One table of a generation.
@@ -156,6 +163,10 @@ pub struct Generation {
     tables: Vec<Table>,
     flows: Box<[FlowInfo]>,
     programs: Box<[Loaded]>,
+    /// Per flow, its program's lean entry if it has one (a lean JIT
+    /// program): 8 bytes where a [`Loaded`] takes a few cache lines, for
+    /// the workers' cache-hit path.
+    lean: LeanTable,
     stats: FlowStats,
     build: BuildStats,
     maps: Arc<Maps>,
@@ -304,8 +315,13 @@ impl Generation {
                 priority: f.priority,
                 filter: f.filter.is_some(),
                 unstable: unstable(f),
+                key_determined: key_determined(f),
             })
             .collect();
+        let lean = LeanTable::new(programs.iter().map(|p| match p {
+            Loaded::Jit(j) => Some(j),
+            Loaded::Interp(_) => None,
+        }));
         Ok(Generation {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             engine: spec.engine,
@@ -314,6 +330,7 @@ impl Generation {
             tables,
             flows,
             programs: programs.into_boxed_slice(),
+            lean,
             stats: FlowStats::new(spec.workers.max(1), spec.flows.len()),
             workers: spec.workers.max(1),
             build: BuildStats {
@@ -384,6 +401,27 @@ impl Generation {
     #[inline]
     pub fn program(&self, id: u32) -> Option<&Loaded> {
         self.programs.get(id as usize)
+    }
+
+    /// Flow `id`'s lean entry, if its program has one (see
+    /// [`LeanTable`]): the same program as [`program`](Self::program)'s.
+    #[inline]
+    pub fn lean(&self, id: u32) -> Option<LeanRef<'_>> {
+        self.lean.get(id)
+    }
+
+    /// Where flow `id`'s lean entry is kept (whether or not it has one),
+    /// for prefetching.
+    #[inline]
+    pub fn lean_slot(&self, id: u32) -> Option<&usize> {
+        self.lean.slot(id)
+    }
+
+    /// Every flow has a lean entry: no packet's first program needs its
+    /// [`Loaded`] entry.
+    #[inline]
+    pub fn all_lean(&self) -> bool {
+        self.lean.count() == self.lean.len()
     }
 
     /// Per-flow counters (packets, bytes, last used), per worker.

@@ -42,7 +42,11 @@
 //!
 //! Each cached flow's program still checks its own match and filter; if
 //! it declines, the rest of the cached path is dropped and the classifier
-//! takes over from that table. Within a batch
+//! takes over from that table. The one exception is a first flow whose
+//! return code the key alone determines, without any other effect
+//! ([`FlowInfo::key_determined`]: no filter, only a final output, a drop
+//! or a goto): the entry keeps the code its program returned, and a hit
+//! reuses it instead of running the program. Within a batch
 //! ([`Worker::process_frames`]) every key is extracted and looked up
 //! before the first packet runs, so the cache's memory accesses overlap.
 //!
@@ -67,8 +71,12 @@
 //! calls, guards or loops is entered without setting up the JIT's run
 //! state, so the common flow costs no trip through the helper trampoline.
 //! Within a batch the worker prefetches each cached packet's program
-//! entry, code and counters before running any, so the cache and TLB
-//! misses of a large table overlap. Nothing is allocated per packet once
+//! entry (8 bytes in the generation's lean table for lean programs), code
+//! and counters before running any, so the cache and TLB misses of a large
+//! table overlap. A hit whose first flow has a lean program (no helpers)
+//! takes the batch's fast path (module `hit`): no per-table loop, path record or
+//! action-state bookkeeping, table and cache counts added once per batch,
+//! the same results and counts as the general path. Nothing is allocated per packet once
 //! the frame pool and output queues have grown to the traffic.
 //! `flowswitch bench pipeline` ([`mod@bench`]) measures it;
 //! `examples/pipeline_hits.rs` is a driver for `valgrind --tool=callgrind`.
@@ -77,6 +85,7 @@ pub mod bench;
 pub mod datapath;
 mod exec;
 pub mod generation;
+mod hit;
 pub mod reference;
 pub mod worker;
 

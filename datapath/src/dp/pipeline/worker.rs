@@ -19,6 +19,11 @@
 //! 5. [`PacketState::finish`] queues the packet (moving it for a final
 //!    output) and counts a drop.
 //!
+//! Within a batch ([`Worker::process_frames`]) a cache hit whose first
+//! flow has a lean program (no helpers: most flows that end in an output
+//! or a drop) skips steps 3 to 5's general machinery: see
+//! the `pipeline::hit` module, which gives the same results and counts.
+//!
 //! Counters: per table lookups / matched / missed and drops by reason in
 //! the worker's [`WorkerCounters`]; per flow packets, bytes, last used in
 //! the generation's [`FlowStats`](crate::dp::stats::FlowStats).
@@ -33,6 +38,7 @@ use arc_swap::ArcSwap;
 use super::drop_reason;
 use super::exec;
 use super::generation::{Generation, MissPolicy, NO_FLOW};
+use super::hit::{HitCx, Tally, RUN_ERROR};
 use crate::classifier::{Emc, EMC_DEFAULT_ENTRIES};
 use crate::dp::actions::{Outcome, PacketState, TraceOutput, FINAL};
 use crate::dp::mac::MacTable;
@@ -43,7 +49,7 @@ use crate::ebpf::engine::Loaded;
 use crate::ebpf::jit::JitScratch;
 use crate::flow::compile::{FlowCtx, Verdict};
 use crate::flow::key::FlowKey;
-use crate::packet::{extract, Parsed};
+use crate::packet::{extract_into, Parsed};
 use crate::sys::prefetch::prefetch;
 
 /// Most tables a cached path records; longer paths are not cached.
@@ -55,7 +61,11 @@ pub const PATH_MAX: usize = 6;
 struct CachedPath {
     generation: u32,
     len: u8,
+    /// The first flow is [key-determined](super::FlowInfo::key_determined):
+    /// `first_code` is what its program returns for this key.
+    reuse: bool,
     flows: [u32; PATH_MAX],
+    first_code: u64,
 }
 
 /// Worker settings.
@@ -64,12 +74,17 @@ pub struct WorkerConfig {
     /// Exact-match cache entries; 0 = no cache (every packet through the
     /// classifiers).
     pub emc_entries: usize,
+    /// Batches end cache hits on lean programs on the fast path
+    /// (module `pipeline::hit`); `false` sends every packet through the
+    /// general path (the same results: for comparisons).
+    pub fast_hits: bool,
 }
 
 impl Default for WorkerConfig {
     fn default() -> Self {
         WorkerConfig {
             emc_entries: EMC_DEFAULT_ENTRIES,
+            fast_hits: true,
         }
     }
 }
@@ -103,6 +118,9 @@ pub struct WorkerStats {
     pub emc_misses: u64,
     /// Paths inserted into the cache.
     pub emc_inserts: u64,
+    /// Cache hits that ended on the fast path (see
+    /// [`WorkerConfig::fast_hits`]).
+    pub fast_hits: u64,
 }
 
 /// The path of the packet being processed.
@@ -111,6 +129,8 @@ struct PathRec {
     len: usize,
     flows: [u32; PATH_MAX],
     cacheable: bool,
+    /// The return code of the first table's flow.
+    first_code: u64,
 }
 
 impl PathRec {
@@ -148,22 +168,37 @@ pub struct Worker {
     source: Option<Arc<ArcSwap<Generation>>>,
     /// Scratch of [`Worker::process_frames`].
     pre: Vec<Prepared>,
+    /// [`WorkerConfig::fast_hits`].
+    fast_hits: bool,
 }
 
-/// The r0 that stands for a run-time error of a flow program (no program
-/// returns it: it decodes to no verdict, and the packet is dropped as
-/// [`DropReason::Error`]).
-const RUN_ERROR: u64 = u64::MAX;
+/// A packet's key and cached path, or why it cannot be parsed: a batch
+/// keeps one per packet, written in place by [`Worker::prepare_into`].
+#[derive(Debug, Clone, Copy, Default)]
+struct Prepared {
+    /// The key and offsets (when `drop` is `None`).
+    parsed: Parsed,
+    /// The cached path (when `hit`).
+    cached: CachedPath,
+    hit: bool,
+    /// Why the frame cannot be parsed.
+    drop: Option<DropReason>,
+}
 
-/// A packet's key and cached path, or why it cannot be parsed.
-type Prepared = Result<(Parsed, Option<CachedPath>), DropReason>;
+impl Prepared {
+    /// The cached path, if the packet parsed and hit the cache.
+    #[inline]
+    fn cached(&self) -> Option<&CachedPath> {
+        (self.hit && self.drop.is_none()).then_some(&self.cached)
+    }
 
-/// The first flow of a prepared packet's cached path.
-#[inline]
-fn first_flow(p: &Prepared) -> Option<u32> {
-    match p {
-        Ok((_, Some(c))) if c.len > 0 && c.flows[0] != NO_FLOW => Some(c.flows[0]),
-        _ => None,
+    /// The first flow of the cached path, if its program is to run (its
+    /// code is not reused).
+    #[inline]
+    fn flow_to_run(&self) -> Option<u32> {
+        self.cached()
+            .filter(|c| c.len > 0 && !c.reuse)
+            .map(|c| c.flows[0])
     }
 }
 
@@ -202,6 +237,7 @@ impl Worker {
             rx: Vec::new(),
             source: None,
             pre: Vec::new(),
+            fast_hits: config.fast_hits,
         }
     }
 
@@ -346,29 +382,79 @@ impl Worker {
     #[inline]
     pub fn process(&mut self, frame: &mut Frame, in_port: PortId, now_ns: u64) -> Outcome {
         let pre = self.prepare(frame, in_port);
-        self.run(frame, in_port, now_ns, &pre)
+        self.run(frame, in_port, now_ns, &pre, None)
     }
 
     /// Runs `frames`, all received on `in_port` at `now_ns`, like
     /// [`process`](Self::process) one after the other, but extracts every
     /// key and looks every one up in the cache first, so that the cache's
     /// memory accesses overlap. Outputs are queued.
+    ///
+    /// A packet whose cached path starts with a flow that has a lean
+    /// program takes the fast path (module `pipeline::hit`), which ends it
+    /// exactly as the general path would unless the program's result needs
+    /// the general path (then it carries on from there).
     pub fn process_frames(&mut self, frames: &mut [Frame], in_port: PortId, now_ns: u64) {
         let mut pre = std::mem::take(&mut self.pre);
-        pre.clear();
-        pre.extend(frames.iter().map(|f| self.prepare(f, in_port)));
+        // Slots written in place (the first `frames.len()` are this batch's).
+        if pre.len() < frames.len() {
+            pre.resize(frames.len(), Prepared::default());
+        }
+        for (slot, f) in pre.iter_mut().zip(frames.iter()) {
+            self.prepare_into(f, in_port, slot);
+        }
         // The programs' entries were prefetched by `prepare`; now their code.
-        for p in &pre {
-            if let Some(addr) = first_flow(p)
-                .and_then(|f| self.generation.program(f))
-                .and_then(Loaded::code_addr)
-            {
+        let gen = Arc::clone(&self.generation);
+        for p in pre.iter().take(frames.len()) {
+            let Some(f) = p.flow_to_run() else { continue };
+            let addr = match gen.lean(f) {
+                Some(l) => Some(l.code_addr()),
+                None => gen.program(f).and_then(Loaded::code_addr),
+            };
+            if let Some(addr) = addr {
                 prefetch(addr as *const u8);
             }
         }
+        // Without tracing (which only `trace` turns on, for one packet).
+        let fast = self.fast_hits && self.trace.is_none() && !self.state.recording();
+        let mut tally = Tally::default();
+        let flows = gen.flow_stats().worker(self.index);
+        let now_ms = now_ns / 1_000_000;
         for (f, p) in frames.iter_mut().zip(pre.iter()) {
-            self.run(f, in_port, now_ns, p);
+            let mut first = None;
+            if let (true, Some(c)) = (fast, p.cached()) {
+                let flow = c.flows[0];
+                // A reused code, or else the first flow's lean program
+                // (NO_FLOW has none).
+                let lean = if c.reuse {
+                    None
+                } else {
+                    gen.lean(flow).filter(|_| c.len > 0)
+                };
+                if c.reuse || lean.is_some() {
+                    let mut hc = HitCx {
+                        ctx: &mut self.ctx,
+                        scratch: &mut self.scratch,
+                        state: &mut self.state,
+                        counters: &self.counters,
+                        flows,
+                        now_ms,
+                        tally,
+                    };
+                    let r = match lean {
+                        Some(code) => hc.run(code, flow, f, &p.parsed),
+                        None => hc.reuse(c.first_code, flow, f, &p.parsed),
+                    };
+                    tally = hc.tally;
+                    match r {
+                        None => continue,
+                        Some(r) => first = Some(r),
+                    }
+                }
+            }
+            self.run(f, in_port, now_ns, p, first);
         }
+        tally.commit(&self.counters, &mut self.stats);
         self.pre = pre;
     }
 
@@ -376,17 +462,38 @@ impl Worker {
     /// (whose first flow's program entry and counters it prefetches).
     #[inline]
     fn prepare(&self, frame: &Frame, in_port: PortId) -> Prepared {
-        match extract(frame.data(), in_port) {
-            Ok(parsed) => {
+        let mut p = Prepared::default();
+        self.prepare_into(frame, in_port, &mut p);
+        p
+    }
+
+    /// [`prepare`](Self::prepare) into `out` (a batch's slot), without
+    /// copying the key or the path through a return value.
+    fn prepare_into(&self, frame: &Frame, in_port: PortId, out: &mut Prepared) {
+        match extract_into(frame.data(), in_port, &mut out.parsed) {
+            Ok(()) => {
+                out.drop = None;
                 let gen = &self.generation;
                 let cached = self
                     .emc
                     .as_ref()
-                    .and_then(|e| e.get(&parsed.key))
+                    .and_then(|e| e.get(&out.parsed.key))
                     .filter(|c| c.generation == gen.id());
-                if let Some(f) = cached.filter(|c| c.len > 0).map(|c| c.flows[0]) {
-                    if let Some(p) = gen.program(f) {
-                        prefetch(p);
+                out.hit = cached.is_some();
+                if let Some(c) = cached {
+                    out.cached = c;
+                }
+                if let Some(c) = cached.filter(|c| c.len > 0) {
+                    let f = c.flows[0];
+                    // Only addresses: neither entry is read here. A reused
+                    // code needs neither.
+                    if let (false, Some(l)) = (c.reuse, gen.lean_slot(f)) {
+                        prefetch(l);
+                    }
+                    if !c.reuse && !gen.all_lean() {
+                        if let Some(p) = gen.program(f) {
+                            prefetch(p);
+                        }
                     }
                     if let Some(c) = gen
                         .flow_stats()
@@ -396,27 +503,33 @@ impl Worker {
                         prefetch(c);
                     }
                 }
-                Ok((parsed, cached))
             }
-            Err(e) => Err(DropReason::Parse(e.kind())),
+            Err(e) => out.drop = Some(DropReason::Parse(e.kind())),
         }
     }
 
-    /// The second half: the tables, the actions, the cache update.
+    /// The second half: the tables, the actions, the cache update. With
+    /// `first`, the fast path has set up the context and run the first
+    /// cached flow's program, which returned `first`.
     #[inline(always)]
-    fn run(&mut self, frame: &mut Frame, in_port: PortId, now_ns: u64, pre: &Prepared) -> Outcome {
+    fn run(
+        &mut self,
+        frame: &mut Frame,
+        in_port: PortId,
+        now_ns: u64,
+        pre: &Prepared,
+        mut first: Option<u64>,
+    ) -> Outcome {
         self.stats.packets += 1;
-        let (parsed, mut cached) = match pre {
-            Ok((p, c)) => (p, *c),
-            Err(r) => {
-                let r = *r;
-                self.counters.count_drop(r);
-                return Outcome {
-                    sent: 0,
-                    drop: Some(r),
-                };
-            }
-        };
+        if let Some(r) = pre.drop {
+            self.counters.count_drop(r);
+            return Outcome {
+                sent: 0,
+                drop: Some(r),
+            };
+        }
+        let parsed = &pre.parsed;
+        let mut cached = pre.cached().copied();
         let Worker {
             index,
             generation,
@@ -432,11 +545,14 @@ impl Worker {
         let gen: &Generation = generation;
         state.begin(in_port, now_ns);
         state.set_offload(frame.offload());
-        exec::begin_ctx(ctx, frame, parsed);
+        if first.is_none() {
+            exec::begin_ctx(ctx, frame, parsed);
+        }
         let mut path = PathRec {
             len: 0,
             flows: [NO_FLOW; PATH_MAX],
             cacheable: true,
+            first_code: 0,
         };
         let mut asked = false;
         let now_ms = state.now_ms();
@@ -458,7 +574,7 @@ impl Worker {
                 .and_then(|c| c.flows.get(path.len).copied());
             let choice = match from_cache {
                 Some(NO_FLOW) => Choice::Miss,
-                Some(f) => match cx.run(f) {
+                Some(f) => match first.take().map_or_else(|| cx.run(f), declined) {
                     Some(r) => Choice::Flow(f, r),
                     None => {
                         // The cached flow declined (its filter): the rest
@@ -484,6 +600,9 @@ impl Worker {
                 }
                 Choice::Flow(f, r) => {
                     tc.matched.inc();
+                    if path.len == 0 {
+                        path.first_code = r;
+                    }
                     path.push(f);
                     if let Some(t) = trace {
                         t.push(Step {
@@ -521,6 +640,7 @@ impl Worker {
             stats.emc_misses += 1;
             if path.cacheable && path.len <= PATH_MAX {
                 if let Some(emc) = emc {
+                    let first = path.flows[0];
                     emc.insert(
                         // The packet's original key (the context's may
                         // have been rewritten).
@@ -528,7 +648,9 @@ impl Worker {
                         CachedPath {
                             generation: gen.id(),
                             len: path.len as u8,
+                            reuse: gen.flow(first).is_some_and(|i| i.key_determined),
                             flows: path.flows,
+                            first_code: path.first_code,
                         },
                     );
                     stats.emc_inserts += 1;
@@ -539,6 +661,12 @@ impl Worker {
         }
         cx.state.finish(cx.frame, verdict)
     }
+}
+
+/// A program's r0 as [`Cx::run`] gives it: `None` when it declined.
+#[inline]
+fn declined(r: u64) -> Option<u64> {
+    (r != Verdict::NoMatch.code()).then_some(r)
 }
 
 /// What one packet's processing works on.

@@ -133,7 +133,7 @@ impl TxBatch {
             };
             let n = q.len();
             self.lens.clear();
-            self.lens.extend(q.iter().map(|f| f.data().len()));
+            self.lens.extend(q.iter().map(Frame::len));
             let sent = match ports.get(idx) {
                 Some(port) => {
                     let queue = (self.worker % usize::from(port.queues().max(1))) as u16;

@@ -2,7 +2,8 @@
 //! tag can be pushed without moving the whole packet, and a pool that
 //! recycles them so that steady-state forwarding never allocates.
 //!
-//! [`Frame`] owns its buffer and grows it when it must. [`FrameWindow`] is
+//! [`Frame`] owns its buffer and grows it when it must; it is one pointer
+//! (its fields are boxed), so moving it between queues is cheap. [`FrameWindow`] is
 //! the same thing over a borrowed buffer of fixed size, as a flow program's
 //! helper sees the packet while the engine holds it: it can only use the
 //! headroom it has. Actions that change the packet are written against
@@ -96,8 +97,15 @@ pub fn remove_tag<F: FrameBuf + ?Sized>(f: &mut F) -> Result<(), FrameError> {
 /// The buffer is kept initialised to its full length (`buf.len()` is the
 /// capacity in use), so resetting a frame for a new packet never zeroes or
 /// allocates unless the packet is bigger than any the buffer held before.
+///
+/// The fields live behind a box, so that a `Frame` is one pointer: frames
+/// move between the receive batch, the output queues and the pool several
+/// times per packet, and each move is then an 8-byte copy.
 #[derive(Clone, Default)]
-pub struct Frame {
+pub struct Frame(Box<FrameInner>);
+
+#[derive(Clone, Default)]
+struct FrameInner {
     buf: Vec<u8>,
     start: usize,
     len: usize,
@@ -107,7 +115,7 @@ pub struct Frame {
 
 impl std::fmt::Debug for Frame {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Frame({} bytes: ", self.len)?;
+        write!(f, "Frame({} bytes: ", self.0.len)?;
         for b in self.data() {
             write!(f, "{b:02x}")?;
         }
@@ -127,24 +135,24 @@ impl Eq for Frame {}
 impl Frame {
     /// An empty frame with [`HEADROOM`] and room for `data_capacity` bytes.
     pub fn with_capacity(data_capacity: usize) -> Self {
-        Frame {
+        Frame(Box::new(FrameInner {
             buf: vec![0; HEADROOM + data_capacity],
             start: HEADROOM,
             len: 0,
             offload: VnetHdr::default(),
-        }
+        }))
     }
 
     /// The frame's offload metadata (the default for a complete frame).
     #[inline]
     pub fn offload(&self) -> VnetHdr {
-        self.offload
+        self.0.offload
     }
 
     /// Sets the frame's offload metadata.
     #[inline]
     pub fn set_offload(&mut self, h: VnetHdr) {
-        self.offload = h;
+        self.0.offload = h;
     }
 
     /// An empty frame with the default capacity.
@@ -165,8 +173,8 @@ impl Frame {
     #[inline]
     pub fn set(&mut self, bytes: &[u8]) {
         self.reset_len(bytes.len());
-        self.offload = VnetHdr::default();
-        if let Some(dst) = self.buf.get_mut(HEADROOM..HEADROOM + bytes.len()) {
+        self.0.offload = VnetHdr::default();
+        if let Some(dst) = self.0.buf.get_mut(HEADROOM..HEADROOM + bytes.len()) {
             dst.copy_from_slice(bytes);
         }
     }
@@ -177,66 +185,68 @@ impl Frame {
     /// [`data_mut`](Self::data_mut), then [`truncate`](Self::truncate).
     #[inline]
     pub fn reset_len(&mut self, len: usize) {
-        if self.buf.len() < HEADROOM + len {
-            self.buf.resize(HEADROOM + len, 0);
+        if self.0.buf.len() < HEADROOM + len {
+            self.0.buf.resize(HEADROOM + len, 0);
         }
-        self.start = HEADROOM;
-        self.len = len;
+        self.0.start = HEADROOM;
+        self.0.len = len;
     }
 
     /// Empties the frame, restoring the headroom and clearing the offload
     /// metadata.
     #[inline]
     pub fn clear(&mut self) {
-        self.start = HEADROOM;
-        self.len = 0;
-        self.offload = VnetHdr::default();
+        self.0.start = HEADROOM;
+        self.0.len = 0;
+        self.0.offload = VnetHdr::default();
     }
 
     /// Shortens the packet to `len` bytes (no-op if it is not longer).
     #[inline]
     pub fn truncate(&mut self, len: usize) {
-        self.len = self.len.min(len);
+        self.0.len = self.0.len.min(len);
     }
 
     /// The packet.
     #[inline]
     pub fn data(&self) -> &[u8] {
-        self.buf
-            .get(self.start..self.start + self.len)
+        self.0
+            .buf
+            .get(self.0.start..self.0.start + self.0.len)
             .unwrap_or(&[])
     }
 
     /// The packet, writable.
     #[inline]
     pub fn data_mut(&mut self) -> &mut [u8] {
-        self.buf
-            .get_mut(self.start..self.start + self.len)
+        self.0
+            .buf
+            .get_mut(self.0.start..self.0.start + self.0.len)
             .unwrap_or(&mut [])
     }
 
     /// Packet length.
     #[inline]
     pub fn len(&self) -> usize {
-        self.len
+        self.0.len
     }
 
     /// Whether the packet has no bytes.
     #[inline]
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.0.len == 0
     }
 
     /// Offset of the packet in [`buffer`](Self::buffer): the headroom.
     #[inline]
     pub fn start(&self) -> usize {
-        self.start
+        self.0.start
     }
 
     /// Bytes free in front of the packet.
     #[inline]
     pub fn headroom(&self) -> usize {
-        self.start
+        self.0.start
     }
 
     /// The whole buffer, headroom and tail included: what a flow program
@@ -244,28 +254,28 @@ impl Frame {
     /// `start()..start() + len()`.
     #[inline]
     pub fn buffer_mut(&mut self) -> &mut [u8] {
-        &mut self.buf
+        &mut self.0.buf
     }
 
     /// The whole buffer (see [`buffer_mut`](Self::buffer_mut)).
     #[inline]
     pub fn buffer(&self) -> &[u8] {
-        &self.buf
+        &self.0.buf
     }
 
     /// Moves the packet window after something (a flow program's helper)
     /// changed it inside [`buffer_mut`](Self::buffer_mut).
     pub fn set_window(&mut self, start: usize, len: usize) -> Result<(), FrameError> {
         match start.checked_add(len) {
-            Some(end) if end <= self.buf.len() => {
-                self.start = start;
-                self.len = len;
+            Some(end) if end <= self.0.buf.len() => {
+                self.0.start = start;
+                self.0.len = len;
                 Ok(())
             }
             _ => Err(FrameError::BadWindow {
                 start,
                 len,
-                cap: self.buf.len(),
+                cap: self.0.buf.len(),
             }),
         }
     }
@@ -273,9 +283,9 @@ impl Frame {
     /// A fixed-size view of this frame's buffer, as a helper sees it.
     pub fn window(&mut self) -> FrameWindow<'_> {
         FrameWindow {
-            buf: &mut self.buf,
-            start: self.start,
-            len: self.len,
+            buf: &mut self.0.buf,
+            start: self.0.start,
+            len: self.0.len,
         }
     }
 
@@ -289,9 +299,9 @@ impl Frame {
     /// [`push_front`](FrameBuf::push_front).
     #[cold]
     fn grow_headroom(&mut self, n: usize) {
-        let extra = n - self.start + HEADROOM;
-        self.buf.splice(0..0, std::iter::repeat_n(0, extra));
-        self.start += extra;
+        let extra = n - self.0.start + HEADROOM;
+        self.0.buf.splice(0..0, std::iter::repeat_n(0, extra));
+        self.0.start += extra;
     }
 }
 
@@ -309,24 +319,24 @@ impl FrameBuf for Frame {
     /// Always succeeds: without enough headroom the buffer grows.
     #[inline]
     fn push_front(&mut self, n: usize) -> Result<(), FrameError> {
-        if self.start < n {
+        if self.0.start < n {
             self.grow_headroom(n);
         }
-        self.start -= n;
-        self.len += n;
+        self.0.start -= n;
+        self.0.len += n;
         Ok(())
     }
 
     #[inline]
     fn pull_front(&mut self, n: usize) -> Result<(), FrameError> {
-        if n > self.len {
+        if n > self.0.len {
             return Err(FrameError::TooShort {
                 need: n,
-                len: self.len,
+                len: self.0.len,
             });
         }
-        self.start += n;
-        self.len -= n;
+        self.0.start += n;
+        self.0.len -= n;
         Ok(())
     }
 }
@@ -445,6 +455,17 @@ impl FramePool {
                 Frame::new()
             }
         }
+    }
+
+    /// A free frame holding a copy of `bytes` (see [`Frame::set`]).
+    #[inline]
+    pub fn get_with(&mut self, bytes: &[u8]) -> Frame {
+        let mut f = self.free.pop().unwrap_or_else(|| {
+            self.allocated += 1;
+            Frame::new()
+        });
+        f.set(bytes);
+        f
     }
 
     /// Gives a frame back (freed if the pool is full).

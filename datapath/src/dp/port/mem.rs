@@ -156,21 +156,33 @@ impl Port for MemPort {
             out.push(f);
             n += 1;
         }
-        while n < max && rx.remaining > 0 && !rx.templates.is_empty() {
-            let i = rx.next % rx.templates.len();
-            rx.next = i + 1;
-            if rx.remaining != u64::MAX {
-                rx.remaining -= 1;
+        let RxSource {
+            templates,
+            next,
+            remaining,
+            ..
+        } = &mut *rx;
+        if !templates.is_empty() {
+            let take = ((max - n) as u64).min(*remaining) as usize;
+            let first = n;
+            out.reserve(take);
+            for _ in 0..take {
+                if *next >= templates.len() {
+                    *next = 0;
+                }
+                let Some(t) = templates.get(*next) else { break };
+                *next += 1;
+                out.push(pool.get_with(t));
+                n += 1;
             }
-            let mut f = pool.get();
-            if let Some(t) = rx.templates.get(i) {
-                f.set(t);
+            if *remaining != u64::MAX {
+                *remaining -= (n - first) as u64;
             }
-            out.push(f);
-            n += 1;
         }
         drop(rx);
-        self.rx_frames.fetch_add(n as u64, Ordering::Relaxed);
+        if n > 0 {
+            self.rx_frames.fetch_add(n as u64, Ordering::Relaxed);
+        }
         Ok(n)
     }
 

@@ -22,7 +22,8 @@
 //! [`JitProgram`] is `Send + Sync`; each worker thread keeps a
 //! [`JitScratch`] and calls [`JitProgram::run_with`], the cheapest way in
 //! (about 4 ns of fixed cost); [`JitProgram::run`] uses a thread-local
-//! scratch and costs a few ns more.
+//! scratch and costs a few ns more. A caller that picks one of many lean
+//! programs per run keeps them in a [`LeanTable`] (8 bytes each; `lean`).
 //!
 //! The generated code per program: a prologue saving only the callee-saved
 //! registers the program uses (nothing at all for a small leaf program), the
@@ -30,6 +31,7 @@
 //! out-of-line error stubs. See `x86` for the code and `sys::jitcall` for
 //! the calling contract.
 
+mod lean;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
@@ -55,6 +57,8 @@ use super::{vm::WindowFields, Entry, ProgEnv};
 use crate::sys::exec::{ExecArena, ExecEntry};
 #[cfg(target_arch = "x86_64")]
 use crate::sys::jitcall::{self, status, CtxWindow, EnterArgs, EntryArg, RawError, RunState};
+
+pub use lean::{LeanRef, LeanTable};
 
 /// Why a program could not be compiled. Verified programs only fail on
 /// resource exhaustion ([`JitError::Map`]); the other variants describe

@@ -167,6 +167,75 @@ fn lean_entries_check_the_context_and_window_and_write_both() {
 }
 
 #[test]
+fn lean_tables_hold_lean_programs_and_run_them_as_run_with() {
+    let lean = "ldxdw %r2, [%r1]\nldxdw %r3, [%r1+8]\nmov %r0, %r3\nsub %r0, %r2\n\
+                mov %r4, %r2\nadd %r4, 2\njgt %r4, %r3, out\nldxb %r4, [%r2+1]\nstb [%r2], 0x77\n\
+                lsh %r4, 8\nor %r0, %r4\nout:\nexit";
+    let other = "mov %r0, 9\nexit";
+    let mut progs: Vec<jit::JitProgram> = [lean, "call 23\nexit", other]
+        .iter()
+        .map(|src| jit::compile(&load(src, &env())).unwrap())
+        .collect();
+    // A lean program with another context layout is left out.
+    let mut wide = env().as_ref().clone();
+    if let Entry::Ctx(l) = &mut wide.entry {
+        l.size = 32;
+    }
+    progs.push(jit::compile(&load(lean, &Arc::new(wide))).unwrap());
+    assert!(progs[3].lean_entry());
+    let t = jit::LeanTable::new([
+        Some(&progs[0]),
+        Some(&progs[1]),
+        None,
+        Some(&progs[2]),
+        Some(&progs[3]),
+    ]);
+    assert_eq!((t.len(), t.count()), (5, 2));
+    let present: Vec<bool> = (0..6).map(|i| t.get(i).is_some()).collect();
+    assert_eq!(present, [true, false, false, true, false, false]);
+    assert!(t.slot(4).is_some() && t.slot(5).is_none());
+    assert_eq!(t.get(3).unwrap().code_addr(), progs[2].code_addr().unwrap());
+    // Windows inside and outside the buffer, and a short context: the
+    // same r0, packet and context, or the same error, as `run_with`.
+    let mut scratch = jit::JitScratch::new();
+    for (i, start, end, ctx_len) in [
+        (0, 10, 30, CTX_LEN),
+        (0, 10, 11, CTX_LEN),
+        (3, 0, 64, CTX_LEN),
+        (0, 62, 70, CTX_LEN),
+        (0, 30, 10, CTX_LEN),
+        (0, 10, 30, 16),
+    ] {
+        let prog = &progs[if i == 0 { 0 } else { 2 }];
+        let run = |table: bool, scratch: &mut jit::JitScratch| {
+            let mut pkt = buffer();
+            let mut ctx = vec![0u8; ctx_len];
+            let base = pkt.as_ptr() as u64;
+            if ctx_len >= 16 {
+                put(&mut ctx, DATA, base.wrapping_add(start as u64));
+                put(&mut ctx, END, base.wrapping_add(end as u64));
+            }
+            let r0 = if table {
+                t.get(i).unwrap().run(scratch, &mut pkt, &mut ctx)
+            } else {
+                prog.run_with(scratch, RunInput::ctx(&mut pkt, &mut ctx))
+            };
+            (r0, pkt, ctx.get(16..).map(<[u8]>::to_vec))
+        };
+        let want = run(false, &mut scratch);
+        assert_eq!(
+            run(true, &mut scratch),
+            want,
+            "{i} {start}..{end} ctx {ctx_len}"
+        );
+        if (start, end, ctx_len) == (10, 30, CTX_LEN) {
+            assert_eq!(want.0, Ok(20 | 11 << 8));
+            assert_eq!(want.1[10], 0x77);
+        }
+    }
+}
+
+#[test]
 fn guarded_accesses_check_the_window_not_the_buffer() {
     // Unchecked: guarded at run time against the window.
     let src = "ldxdw %r2, [%r1]\nldxb %r0, [%r2+20]\nexit";

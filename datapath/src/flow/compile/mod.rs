@@ -380,6 +380,25 @@ fn size_hint(spec: &FlowSpec) -> usize {
     12 + m + a
 }
 
+/// Whether `spec`'s program returns what its flow key alone determines,
+/// and does nothing else: no filter, and actions that only end the program
+/// with a return code (`drop`, `goto_table`, a last `output` to one port, a
+/// last `in_port`) or none at all. Such a program loads only key words from
+/// the context (the match, `in_port`), stores nothing and calls no helper
+/// (the tests check the compiled code), so every packet with the same key
+/// gets the same return code and nothing else: the pipeline may reuse the
+/// code it returned for a key instead of running the program again.
+pub fn key_determined(spec: &FlowSpec) -> bool {
+    let n = spec.actions.len();
+    spec.filter.is_none()
+        && spec.actions.iter().enumerate().all(|(i, a)| match a {
+            Action::Output(ports) => i + 1 == n && ports.len() == 1,
+            Action::InPort => i + 1 == n,
+            Action::Drop | Action::GotoTable(_) => true,
+            _ => false,
+        })
+}
+
 /// Compiles one flow to an eBPF program for [`flow_env`].
 pub fn compile_flow(spec: &FlowSpec, opts: &CompileOptions<'_>) -> Result<Vec<Insn>, CompileError> {
     Compiler {

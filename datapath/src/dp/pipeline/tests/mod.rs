@@ -1,9 +1,10 @@
 //! Pipeline tests: the fast path against the reference semantics on random
-//! switches (diff), and targeted behaviour of workers and generations
-//! (worker).
+//! switches (diff), the cache-hit fast path against the general path
+//! (hit), and targeted behaviour of workers and generations (worker).
 
 mod diff;
 mod gen;
+mod hit;
 mod worker;
 
 use std::sync::Arc;

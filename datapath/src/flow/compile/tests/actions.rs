@@ -429,3 +429,53 @@ fn push_and_pop_pass_the_tag_and_later_code_rechecks_the_tag() {
     assert_eq!(&out.frame[14..16], &(2u16 << 13 | 10).to_be_bytes());
     assert_eq!(out.key().vlan_tci(), VLAN_PRESENT | 2 << 13 | 30);
 }
+
+#[test]
+fn key_determined_programs_only_read_the_key() {
+    use crate::classifier::testgen::random_table;
+    let mut rng = Rng::new(57);
+    let (mut yes, mut no) = (0, 0);
+    for _ in 0..3000 {
+        let actions: Vec<Action> = (0..rng.below(4)).map(|_| random_action(&mut rng)).collect();
+        let matches = random_table(&mut rng, 1, 200)
+            .pop()
+            .map_or_else(|| vec![Match::any()], |g| g.matches);
+        let s = spec(matches, actions);
+        if !key_determined(&s) {
+            no += 1;
+            continue;
+        }
+        yes += 1;
+        let insns = compile_flow(&s, &CompileOptions::default()).unwrap();
+        for (pc, op) in decode_all(&insns).unwrap() {
+            match op {
+                Op::Call { .. }
+                | Op::CallX { .. }
+                | Op::CallLocal { .. }
+                | Op::St { .. }
+                | Op::Stx { .. }
+                | Op::Atomic { .. } => panic!("insn {pc} {op:?} in {:?}", s.actions),
+                Op::Ldx { src, off, size, .. } => assert!(
+                    src == R_CTX && off >= 0 && off as usize + size as usize <= KEY_BYTES,
+                    "insn {pc} {op:?} in {:?}",
+                    s.actions
+                ),
+                _ => {}
+            }
+        }
+    }
+    assert!(yes > 300 && no > 300, "{yes} {no}");
+    // A filter may look at anything.
+    let mut s = spec(vec![Match::any()], vec![Action::Drop]);
+    assert!(key_determined(&s));
+    s.filter = Some(0);
+    assert!(!key_determined(&s));
+    for a in [
+        vec![Action::Output(vec![1, 2])],
+        vec![Action::Output(vec![1]), Action::Drop],
+        vec![Action::DecTtl, Action::Output(vec![1])],
+        vec![Action::Flood],
+    ] {
+        assert!(!key_determined(&spec(vec![Match::any()], a)));
+    }
+}
