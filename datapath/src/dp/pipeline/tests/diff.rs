@@ -34,11 +34,7 @@ fn differential(seed: u64, custom: bool, engine: Engine, count: usize, cov: &mut
     let mut rng = Rng::new(seed);
     let flows = gen::switch(&mut rng, &[1000, 300, 100], custom);
     assert!(flows.len() >= 1000, "only {} flows", flows.len());
-    let customs = if custom {
-        gen::customs()
-    } else {
-        (Vec::new(), Vec::new())
-    };
+    let customs = gen::customs(custom);
     let miss = [MissPolicy::Drop, MissPolicy::Normal, MissPolicy::Flood][(seed % 3) as usize];
     let fast = Rig::new(build(&flows, &customs, miss, engine));
     let slow = Rig::new(build(&flows, &customs, miss, Engine::Interp));
@@ -152,11 +148,7 @@ fn batches_match_the_reference() {
     ] {
         let mut rng = Rng::new(seed);
         let flows = gen::switch(&mut rng, &[1000, 300, 100], custom);
-        let customs = if custom {
-            gen::customs()
-        } else {
-            (Vec::new(), Vec::new())
-        };
+        let customs = gen::customs(custom);
         let fast = Rig::new(build(&flows, &customs, MissPolicy::Normal, engine));
         let slow = Rig::new(build(&flows, &customs, MissPolicy::Normal, Engine::Interp));
         let mut worker = fast.dp.worker(0, WorkerConfig::default()).unwrap();

@@ -53,8 +53,11 @@ skip:
     exit
 ";
 
-/// The custom programs: (filters, actions).
-pub fn customs() -> (Vec<Vec<Insn>>, Vec<Vec<Insn>>) {
+/// The custom programs: (filters, actions); none unless `wanted`.
+pub fn customs(wanted: bool) -> (Vec<Vec<Insn>>, Vec<Vec<Insn>>) {
+    if !wanted {
+        return (Vec::new(), Vec::new());
+    }
     (
         vec![assemble(FILTER_ODD_SPORT).unwrap()],
         vec![assemble(ACTION_TTL_PARITY).unwrap()],

@@ -122,11 +122,7 @@ fn fast_against_general(
 fn random(seed: u64, engine: Engine, custom: bool) -> WorkerStats {
     let mut rng = Rng::new(seed);
     let flows = gen::switch(&mut rng, &[1000, 300, 100], custom);
-    let customs = if custom {
-        gen::customs()
-    } else {
-        (Vec::new(), Vec::new())
-    };
+    let customs = gen::customs(custom);
     let pool: Vec<Vec<u8>> = gen::frames(&mut rng, &flows, 120)
         .into_iter()
         .map(|(_, f)| f)
