@@ -561,9 +561,7 @@ fn worker_loop(index: usize, shared: &Shared, mut ep: Epoll) {
             worker.flush();
             unregister(&slots, &ep);
             epoch = arc_swap::Guard::into_inner(cur);
-            worker
-                .state()
-                .set_ports(Arc::clone(&epoch.ports), counters(&epoch));
+            worker.set_ports(Arc::clone(&epoch.ports), counters(&epoch));
             slots = assign(&epoch.ports, index, threads, &ep);
             if let Some(s) = shared.serving.get(index) {
                 s.store(epoch.epoch, Ordering::Release);
@@ -708,6 +706,20 @@ mod tests {
         // The flood that reached port 3 would have reached port 2 in the
         // same flush.
         assert_eq!(mems[1].tx_count().0, 2);
+        // Port 3 is now second in the port set (where port 2 was): what it
+        // receives counts on port 3.
+        m3.push_rx(&frame);
+        assert!(wait_for(|| mems[0].tx_count().0 == 1));
+        assert!(wait_for(|| {
+            let snap = sw.snapshot();
+            let rx = |id| {
+                snap.ports
+                    .iter()
+                    .find(|p| p.id == id)
+                    .map(|p| p.total.rx_packets)
+            };
+            rx(3) == Some(1) && rx(1) == Some(3)
+        }));
         sw.stop();
     }
 

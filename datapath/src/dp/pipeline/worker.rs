@@ -282,6 +282,14 @@ impl Worker {
         &self.counters
     }
 
+    /// Switches to a new port set (ports added or removed) with
+    /// `counters`, made for it: the worker's own counts (receive, tables,
+    /// drops) and its action state's (outputs) both move to them.
+    pub fn set_ports(&mut self, ports: Arc<PortSet>, counters: Arc<WorkerCounters>) {
+        self.state.set_ports(ports, Arc::clone(&counters));
+        self.counters = counters;
+    }
+
     /// Sends the queued outputs (see [`PacketState::flush`]).
     pub fn flush(&mut self) -> Flushed {
         self.state.flush()
