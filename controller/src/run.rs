@@ -119,13 +119,27 @@ impl RunningSwitch {
     /// packets and timeouts). Serve its socket with [`Switchd::serve`].
     pub fn controlled(path: &Path, opts: &RunOptions) -> Result<(Arc<Self>, Arc<Switchd>), String> {
         let plan = model::load_switch(path).map_err(|e| e.to_string())?;
+        Self::controlled_as(path, &plan, opts, None)
+    }
+
+    /// [`controlled`](Self::controlled) with the TAPs of `plan`, the
+    /// switch of the file `path` with its ports as they are to be created
+    /// (`flowswitch up` names them after the hosts), answering to `name`
+    /// (`None`: the file's `switch.name`).
+    pub fn controlled_as(
+        path: &Path,
+        plan: &SwitchPlan,
+        opts: &RunOptions,
+        name: Option<String>,
+    ) -> Result<(Arc<Self>, Arc<Switchd>), String> {
         let sopts = switchd::Options {
             engine: opts.engine,
             workers: opts.threads.unwrap_or(plan.threads).max(1),
+            name,
             ..switchd::Options::default()
         };
         let prep = Switchd::prepare(path, &sopts).map_err(|e| e.to_string())?;
-        let sw = Arc::new(Self::start_with(prep.plan(), prep.generation(), opts)?);
+        let sw = Arc::new(Self::start_with(plan, prep.generation(), opts)?);
         let d = Switchd::start(prep, Arc::clone(&sw) as _, sopts);
         Ok((sw, d))
     }

@@ -182,9 +182,7 @@ impl Netns {
         }
         Ok(())
     }
-}
 
-impl Netns {
     /// Whether this kernel can make 802.1Q sub-interfaces (some VM
     /// kernels lack the `8021q` module): tried on a scratch veth pair
     /// inside the namespace, then removed.

@@ -19,7 +19,7 @@ use super::{bring_up, checks, HostVlan, UpOpts};
 use crate::model::SwitchPlan;
 use crate::run::{RunOptions, RunningSwitch};
 use crate::switchd::watch::WatchOptions;
-use crate::switchd::{self, Serving, Switchd};
+use crate::switchd::Serving;
 
 /// The switch of a topology that is up, with its control socket. Dropped
 /// when the topology is torn down: the socket goes first, then the
@@ -53,19 +53,7 @@ fn start(
         fixed_ports: true,
         ..RunOptions::default()
     };
-    let sopts = switchd::Options {
-        engine,
-        workers: plan.threads.max(1),
-        name: Some(name.to_string()),
-        ..switchd::Options::default()
-    };
-    let prep = Switchd::prepare(path, &sopts).map_err(|e| e.to_string())?;
-    let switch = Arc::new(RunningSwitch::start_with(
-        plan,
-        prep.generation(),
-        &run_opts,
-    )?);
-    let d = Switchd::start(prep, Arc::clone(&switch) as _, sopts);
+    let (switch, d) = RunningSwitch::controlled_as(path, plan, &run_opts, Some(name.to_string()))?;
     let serving = match d.serve(run_dir, Some(WatchOptions::default())) {
         Ok(s) => s,
         Err(e) => {

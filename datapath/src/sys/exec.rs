@@ -273,15 +273,6 @@ impl CodeTable {
     pub fn slot(&self, i: usize) -> Option<&usize> {
         self.addrs.get(i)
     }
-
-    /// Number of positions (with or without a body).
-    pub fn len(&self) -> usize {
-        self.addrs.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.addrs.is_empty()
-    }
 }
 
 #[cfg(test)]

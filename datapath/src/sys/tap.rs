@@ -129,10 +129,11 @@ impl TapQueue {
         }
         req.ifr_ifru.ifru_flags = f as libc::c_short;
         let fd = file.as_raw_fd();
-        // SAFETY: `fd` is an open /dev/net/tun descriptor owned by `file`;
-        // TUNSETIFF reads and writes one `ifreq`, and `req` is one, alive
-        // and exclusively borrowed for the call.
-        let r = unsafe { libc::ioctl(fd, libc::TUNSETIFF, &mut req as *mut libc::ifreq) };
+        let req_ptr = &mut req as *mut libc::ifreq;
+        // `fd` is an open /dev/net/tun descriptor owned by `file`.
+        // SAFETY: TUNSETIFF reads and writes one `ifreq`; `req_ptr` points
+        // to one, alive and exclusively borrowed for the call.
+        let r = unsafe { libc::ioctl(fd, libc::TUNSETIFF, req_ptr) };
         if r < 0 {
             return Err(sys_err("TUNSETIFF", name));
         }

@@ -405,10 +405,34 @@ impl PacketState {
 
     #[cold]
     fn port_down(&mut self, idx: Option<usize>) {
+        self.count_tx_drop(idx);
+        self.drop.get_or_insert(DropReason::PortDown);
+    }
+
+    /// A tx drop on the port at `idx` (none when the port is unknown).
+    #[cold]
+    fn count_tx_drop(&self, idx: Option<usize>) {
         if let Some(c) = idx.and_then(|i| self.counters.port(i)) {
             c.tx_drops.inc();
         }
-        self.drop.get_or_insert(DropReason::PortDown);
+    }
+
+    /// Moves `frame` straight to `port`'s queue, outside a packet's
+    /// actions (the cache-hit path, whose flow program returned OUTPUT);
+    /// a port that is down or unknown gets a tx drop instead, and the
+    /// packet's drop reason comes back.
+    #[inline(always)]
+    pub fn move_out(&mut self, port: PortId, frame: &mut Frame) -> Result<(), DropReason> {
+        match self.ports.index_of(port) {
+            Some(idx) if self.ports.is_up(idx) => {
+                self.tx.move_to(idx, frame);
+                Ok(())
+            }
+            idx => {
+                self.count_tx_drop(idx);
+                Err(DropReason::PortDown)
+            }
+        }
     }
 
     /// `output`: sends the packet `data` to `port` (helper 16).

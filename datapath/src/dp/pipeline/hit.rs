@@ -128,18 +128,9 @@ impl HitCx<'_> {
         let drop = match Verdict::from_code(r) {
             Some(Verdict::Output(p)) => {
                 self.hit(flow, frame);
-                let ports = self.state.ports();
-                match ports.index_of(p) {
-                    Some(idx) if ports.is_up(idx) => {
-                        self.state.tx().move_to(idx, frame);
-                        return None;
-                    }
-                    idx => {
-                        if let Some(c) = idx.and_then(|i| self.counters.port(i)) {
-                            c.tx_drops.inc();
-                        }
-                        DropReason::PortDown
-                    }
+                match self.state.move_out(p, frame) {
+                    Ok(()) => return None,
+                    Err(d) => d,
                 }
             }
             Some(Verdict::Drop(d)) => {

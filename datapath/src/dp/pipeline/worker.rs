@@ -429,35 +429,33 @@ impl Worker {
         let flows = gen.flow_stats().worker(self.index);
         let now_ms = now_ns / 1_000_000;
         for (f, p) in frames.iter_mut().zip(pre.iter()) {
+            // A reused code, or else the first flow's lean program (NO_FLOW
+            // has none).
+            let start = match (fast, p.cached()) {
+                (true, Some(c)) if c.reuse => Some((c, None)),
+                (true, Some(c)) if c.len > 0 => gen.lean(c.flows[0]).map(|l| (c, Some(l))),
+                _ => None,
+            };
             let mut first = None;
-            if let (true, Some(c)) = (fast, p.cached()) {
+            if let Some((c, lean)) = start {
                 let flow = c.flows[0];
-                // A reused code, or else the first flow's lean program
-                // (NO_FLOW has none).
-                let lean = if c.reuse {
-                    None
-                } else {
-                    gen.lean(flow).filter(|_| c.len > 0)
+                let mut hc = HitCx {
+                    ctx: &mut self.ctx,
+                    scratch: &mut self.scratch,
+                    state: &mut self.state,
+                    counters: &self.counters,
+                    flows,
+                    now_ms,
+                    tally,
                 };
-                if c.reuse || lean.is_some() {
-                    let mut hc = HitCx {
-                        ctx: &mut self.ctx,
-                        scratch: &mut self.scratch,
-                        state: &mut self.state,
-                        counters: &self.counters,
-                        flows,
-                        now_ms,
-                        tally,
-                    };
-                    let r = match lean {
-                        Some(code) => hc.run(code, flow, f, &p.parsed),
-                        None => hc.reuse(c.first_code, flow, f, &p.parsed),
-                    };
-                    tally = hc.tally;
-                    match r {
-                        None => continue,
-                        Some(r) => first = Some(r),
-                    }
+                let r = match lean {
+                    Some(code) => hc.run(code, flow, f, &p.parsed),
+                    None => hc.reuse(c.first_code, flow, f, &p.parsed),
+                };
+                tally = hc.tally;
+                match r {
+                    None => continue,
+                    Some(r) => first = Some(r),
                 }
             }
             self.run(f, in_port, now_ns, p, first);

@@ -442,28 +442,27 @@ impl FramePool {
         }
     }
 
+    /// A free frame as it was given back, or a new one.
+    #[inline]
+    fn take(&mut self) -> Frame {
+        self.free.pop().unwrap_or_else(|| {
+            self.allocated += 1;
+            Frame::new()
+        })
+    }
+
     /// A free frame, empty, with the standard headroom.
     #[inline]
     pub fn get(&mut self) -> Frame {
-        match self.free.pop() {
-            Some(mut f) => {
-                f.clear();
-                f
-            }
-            None => {
-                self.allocated += 1;
-                Frame::new()
-            }
-        }
+        let mut f = self.take();
+        f.clear();
+        f
     }
 
     /// A free frame holding a copy of `bytes` (see [`Frame::set`]).
     #[inline]
     pub fn get_with(&mut self, bytes: &[u8]) -> Frame {
-        let mut f = self.free.pop().unwrap_or_else(|| {
-            self.allocated += 1;
-            Frame::new()
-        });
+        let mut f = self.take();
         f.set(bytes);
         f
     }

@@ -32,7 +32,7 @@ use crate::sys::jitcall;
 
 /// What the programs of a table share.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct LeanAbi {
+pub(super) struct LeanAbi {
     budget: u64,
     /// The context layout's size.
     ctx_size: usize,
@@ -62,17 +62,58 @@ pub struct LeanRef<'a> {
     _table: std::marker::PhantomData<&'a LeanTable>,
 }
 
+impl LeanAbi {
+    /// Checks what a lean entry checks before it calls the code: `ctx` is
+    /// large enough, and the packet window it describes lies in `pkt`.
+    #[inline(always)]
+    pub(super) fn check(&self, pkt: &[u8], ctx: &[u8]) -> Result<(), RunError> {
+        if ctx.len() < self.ctx_size {
+            return Err(RunError::CtxTooSmall {
+                len: ctx.len(),
+                need: self.ctx_size,
+            });
+        }
+        let word = |off: usize| {
+            ctx.get(off..)
+                .and_then(|b| b.first_chunk::<8>())
+                .map_or(0, |b| u64::from_le_bytes(*b))
+        };
+        let base = pkt.as_ptr() as u64;
+        let (s, e) = (
+            word(self.data_off).wrapping_sub(base),
+            word(self.end_off).wrapping_sub(base),
+        );
+        if s > e || e > pkt.len() as u64 {
+            // As offsets from the buffer start, as the general entry
+            // reports them.
+            return Err(RunError::PacketWindow {
+                data: s as i64,
+                data_end: e as i64,
+                len: pkt.len(),
+            });
+        }
+        Ok(())
+    }
+}
+
 impl JitProgram {
-    /// What running the program needs if it is lean.
+    /// The budget and context layout the program runs with.
     #[cfg(target_arch = "x86_64")]
-    fn lean_abi(&self) -> Option<LeanAbi> {
+    pub(super) fn abi(&self) -> LeanAbi {
         let n = &self.native;
-        (n.lean && !n.helper_calls).then_some(LeanAbi {
+        LeanAbi {
             budget: n.budget,
             ctx_size: n.ctx_size,
             data_off: n.window_offs.0,
             end_off: n.window_offs.1,
-        })
+        }
+    }
+
+    /// What running the program needs if it is lean.
+    #[cfg(target_arch = "x86_64")]
+    fn lean_abi(&self) -> Option<LeanAbi> {
+        let n = &self.native;
+        (n.lean && !n.helper_calls).then(|| self.abi())
     }
 }
 
@@ -184,31 +225,7 @@ impl LeanRef<'_> {
         ctx: &mut [u8],
     ) -> Result<u64, RunError> {
         let a = self.abi;
-        if ctx.len() < a.ctx_size {
-            return Err(RunError::CtxTooSmall {
-                len: ctx.len(),
-                need: a.ctx_size,
-            });
-        }
-        let word = |off: usize| {
-            ctx.get(off..)
-                .and_then(|b| b.first_chunk::<8>())
-                .map_or(0, |b| u64::from_le_bytes(*b))
-        };
-        let base = pkt.as_ptr() as u64;
-        let (s, e) = (
-            word(a.data_off).wrapping_sub(base),
-            word(a.end_off).wrapping_sub(base),
-        );
-        if s > e || e > pkt.len() as u64 {
-            // As offsets from the buffer start, as the general entry
-            // reports them.
-            return Err(RunError::PacketWindow {
-                data: s as i64,
-                data_end: e as i64,
-                len: pkt.len(),
-            });
-        }
+        a.check(pkt, ctx)?;
         #[cfg(target_arch = "x86_64")]
         {
             jitcall::enter_ref_ctx_lean(self.code, &mut scratch.state, pkt, ctx, a.budget)

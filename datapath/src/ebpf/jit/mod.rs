@@ -253,24 +253,7 @@ impl JitProgram {
     #[inline]
     fn run_ctx_lean(&self, scratch: &mut JitScratch, input: RunInput<'_>) -> Result<u64, RunError> {
         let n = &self.native;
-        let (data_off, end_off) = n.window_offs;
-        let word = |off: usize| {
-            input
-                .ctx
-                .get(off..)
-                .and_then(|b| b.first_chunk::<8>())
-                .map(|b| u64::from_le_bytes(*b))
-        };
-        let base = input.pkt.as_ptr() as u64;
-        let ok = input.ctx.len() >= n.ctx_size
-            && match (word(data_off), word(end_off)) {
-                (Some(data), Some(end)) => {
-                    let (s, e) = (data.wrapping_sub(base), end.wrapping_sub(base));
-                    s <= e && e <= input.pkt.len() as u64
-                }
-                _ => false,
-            };
-        if !ok {
+        if self.abi().check(input.pkt, input.ctx).is_err() {
             // The general entry says what is wrong.
             return self.run_slow(scratch, input);
         }
