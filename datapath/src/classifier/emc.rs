@@ -9,11 +9,12 @@
 //! keep a few keys that share a bucket from evicting each other in turn.
 //!
 //! The cache knows nothing of tables: the caller stores what it needs in `V`
-//! (flow handles and a table generation, say) and treats an entry of an old
-//! generation as a miss.
+//! (flow handles, say) and empties the cache when what `V` names changes
+//! (a worker does when it switches to a new table generation).
 
 use super::hash::same_words;
 use crate::flow::key::{FlowKey, KEY_WORDS};
+use crate::sys::prefetch::prefetch;
 
 /// Default number of entries.
 pub const EMC_DEFAULT_ENTRIES: usize = 8192;
@@ -59,14 +60,23 @@ fn key_hash(key: &FlowKey) -> u64 {
 }
 
 /// One bucket: the ways' tags (a hash's high bits, never 0; 0 = empty),
-/// then their keys and values. A probe reads the tags, then the key and
-/// value of the way whose tag matches: three or four cache lines.
+/// then each way's key with its value right after it. A probe reads the
+/// tags, then the key and value of the way whose tag matches; for way 0
+/// (the newest entry) with a value of up to 32 bytes, all of that lies in
+/// the bucket's first two cache lines, which [`Emc::prefetch`] asks for.
 #[derive(Debug, Clone, Copy)]
 #[repr(C, align(64))]
 struct Bucket<V: Copy> {
     tags: [u32; EMC_WAYS],
-    keys: [FlowKey; EMC_WAYS],
-    values: [V; EMC_WAYS],
+    ways: [Way<V>; EMC_WAYS],
+}
+
+/// A key and its value.
+#[derive(Debug, Clone, Copy)]
+#[repr(C)]
+struct Way<V: Copy> {
+    key: FlowKey,
+    value: V,
 }
 
 /// A fixed-size exact-match cache from flow keys to `V`.
@@ -101,8 +111,10 @@ impl<V: Copy + Default> Emc<V> {
         let buckets = n / EMC_WAYS;
         let empty = Bucket {
             tags: [0; EMC_WAYS],
-            keys: [FlowKey::default(); EMC_WAYS],
-            values: [V::default(); EMC_WAYS],
+            ways: [Way {
+                key: FlowKey::default(),
+                value: V::default(),
+            }; EMC_WAYS],
         };
         Emc {
             buckets: vec![empty; buckets].into_boxed_slice(),
@@ -123,13 +135,39 @@ impl<V: Copy + Default> Emc<V> {
     /// The value cached for `key`.
     #[inline]
     pub fn get(&self, key: &FlowKey) -> Option<V> {
-        let h = key_hash(key);
+        self.get_hashed(key, key_hash(key))
+    }
+
+    /// The hash [`get_hashed`](Self::get_hashed) and
+    /// [`prefetch`](Self::prefetch) take for `key`.
+    #[inline]
+    pub fn hash(key: &FlowKey) -> u64 {
+        key_hash(key)
+    }
+
+    /// Asks for the first two cache lines of the bucket of the key whose
+    /// [`hash`](Self::hash) is `h` (its tags and way 0): a batch hashes
+    /// every key and prefetches, then probes, so that the probes' misses
+    /// overlap.
+    #[inline]
+    pub fn prefetch(&self, h: u64) {
+        if let Some(b) = self.buckets.get(h as usize & self.bucket_mask) {
+            prefetch(&b.tags);
+            prefetch(&b.ways[0].value);
+        }
+    }
+
+    /// [`get`](Self::get) with the key's [`hash`](Self::hash) `h`
+    /// already computed. With another `h` a cached key may be missed, but
+    /// never another key's value returned: the whole key is compared.
+    #[inline]
+    pub fn get_hashed(&self, key: &FlowKey, h: u64) -> Option<V> {
         let b = self.buckets.get(h as usize & self.bucket_mask)?;
         let tag = tag_of(h);
         (0..EMC_WAYS)
             .filter(|&i| b.tags[i] == tag)
-            .find(|&i| same_words(&b.keys[i].words, &key.words))
-            .map(|i| b.values[i])
+            .find(|&i| same_words(&b.ways[i].key.words, &key.words))
+            .map(|i| b.ways[i].value)
     }
 
     /// Caches `value` for `key`: updates the key's entry if present, else
@@ -141,18 +179,16 @@ impl<V: Copy + Default> Emc<V> {
         let Some(b) = self.buckets.get_mut(h as usize & self.bucket_mask) else {
             return;
         };
-        if let Some(i) =
-            (0..EMC_WAYS).find(|&i| b.tags[i] == tag && same_words(&b.keys[i].words, &key.words))
+        if let Some(i) = (0..EMC_WAYS)
+            .find(|&i| b.tags[i] == tag && same_words(&b.ways[i].key.words, &key.words))
         {
-            b.values[i] = value;
+            b.ways[i].value = value;
             return;
         }
         b.tags.rotate_right(1);
-        b.keys.rotate_right(1);
-        b.values.rotate_right(1);
+        b.ways.rotate_right(1);
         b.tags[0] = tag;
-        b.keys[0] = key;
-        b.values[0] = value;
+        b.ways[0] = Way { key, value };
     }
 
     /// Forgets every entry.

@@ -4,8 +4,9 @@
 //! 1. `extract` the flow key; a malformed frame is dropped and counted by
 //!    its [`ErrorKind`](crate::packet::ErrorKind).
 //! 2. Look the key up in the worker's exact-match cache: a hit gives the
-//!    *path*, the flow chosen in each table visited (or "no match"),
-//!    tagged with the generation it was found in.
+//!    *path*, the flow chosen in each table visited (or "no match"). The
+//!    cache holds paths of the worker's generation only: switching to a
+//!    new one empties it.
 //! 3. Table by table from table 0: take the cached flow and run its
 //!    program; without one (a miss, or the program declined), ask the
 //!    table's classifier, whose `accept` callback runs the candidate's
@@ -56,16 +57,43 @@ use crate::sys::prefetch::prefetch;
 pub const PATH_MAX: usize = 6;
 
 /// A cached path: the flow chosen in each table visited, in order
-/// ([`NO_FLOW`] for a table where nothing matched).
+/// ([`NO_FLOW`] for a table where nothing matched). Paths of the worker's
+/// generation only: a new generation empties the cache. 32 bytes, so that
+/// a cache entry's key and path share two cache lines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 struct CachedPath {
-    generation: u32,
+    flows: [u32; PATH_MAX],
+    /// The code the first flow's program returns for this key, as
+    /// `first_kind | first_arg << 8`, when `reuse`.
+    first_arg: u32,
+    first_kind: u8,
     len: u8,
     /// The first flow is [key-determined](super::FlowInfo::key_determined):
-    /// `first_code` is what its program returns for this key.
+    /// its code is reused instead of running it.
     reuse: bool,
-    flows: [u32; PATH_MAX],
-    first_code: u64,
+}
+
+const _: () = assert!(std::mem::size_of::<CachedPath>() <= 32);
+
+impl CachedPath {
+    /// A path whose first flow's code is `first_code` (reused when
+    /// `key_determined` and the code fits).
+    fn new(flows: [u32; PATH_MAX], len: u8, key_determined: bool, first_code: u64) -> Self {
+        let arg = u32::try_from(first_code >> 8).ok();
+        CachedPath {
+            flows,
+            first_arg: arg.unwrap_or(0),
+            first_kind: first_code as u8,
+            len,
+            reuse: key_determined && arg.is_some(),
+        }
+    }
+
+    /// The reused code.
+    #[inline]
+    fn first_code(&self) -> u64 {
+        u64::from(self.first_kind) | u64::from(self.first_arg) << 8
+    }
 }
 
 /// Worker settings.
@@ -173,11 +201,14 @@ pub struct Worker {
 }
 
 /// A packet's key and cached path, or why it cannot be parsed: a batch
-/// keeps one per packet, written in place by [`Worker::prepare_into`].
+/// keeps one per packet, written in place by [`Worker::extract_slot`] and
+/// [`Worker::probe`].
 #[derive(Debug, Clone, Copy, Default)]
 struct Prepared {
     /// The key and offsets (when `drop` is `None`).
     parsed: Parsed,
+    /// The key's cache hash (when it parsed and there is a cache).
+    hash: u64,
     /// The cached path (when `hit`).
     cached: CachedPath,
     hit: bool,
@@ -253,7 +284,7 @@ impl Worker {
         if let Some(src) = &self.source {
             let g = src.load();
             if g.id() != self.generation.id() {
-                self.generation = arc_swap::Guard::into_inner(g);
+                self.set_generation(arc_swap::Guard::into_inner(g));
             }
         }
     }
@@ -263,10 +294,13 @@ impl Worker {
         &self.generation
     }
 
-    /// Switches to another generation (between packets); cached paths of
-    /// the old one are ignored from now on.
+    /// Switches to another generation (between packets), emptying the
+    /// cache: its paths name the old one's flows.
     pub fn set_generation(&mut self, generation: Arc<Generation>) {
         self.generation = generation;
+        if let Some(emc) = &mut self.emc {
+            emc.clear();
+        }
     }
 
     /// The worker's action state (ports, output queues).
@@ -390,7 +424,7 @@ impl Worker {
     #[inline]
     pub fn process(&mut self, frame: &mut Frame, in_port: PortId, now_ns: u64) -> Outcome {
         let pre = self.prepare(frame, in_port);
-        self.run(frame, in_port, now_ns, &pre, None)
+        self.parts().run(frame, in_port, now_ns, &pre, None)
     }
 
     /// Runs `frames`, all received on `in_port` at `now_ns`, like
@@ -408,11 +442,17 @@ impl Worker {
         if pre.len() < frames.len() {
             pre.resize(frames.len(), Prepared::default());
         }
+        // Two passes, so that the cache probes' misses overlap: every key
+        // and its bucket's prefetch, then every probe.
         for (slot, f) in pre.iter_mut().zip(frames.iter()) {
-            self.prepare_into(f, in_port, slot);
+            self.extract_slot(f, in_port, slot);
         }
-        // The programs' entries were prefetched by `prepare`; now their code.
-        let gen = Arc::clone(&self.generation);
+        for slot in pre.iter_mut().take(frames.len()) {
+            self.probe(slot);
+        }
+        let mut parts = self.parts();
+        let gen = parts.gen;
+        // The programs' entries were prefetched by `probe`; now their code.
         for p in pre.iter().take(frames.len()) {
             let Some(f) = p.flow_to_run() else { continue };
             let addr = match gen.lean(f) {
@@ -424,9 +464,9 @@ impl Worker {
             }
         }
         // Without tracing (which only `trace` turns on, for one packet).
-        let fast = self.fast_hits && self.trace.is_none() && !self.state.recording();
+        let fast = parts.fast_hits && parts.trace.is_none() && !parts.state.recording();
         let mut tally = Tally::default();
-        let flows = gen.flow_stats().worker(self.index);
+        let flows = gen.flow_stats().worker(parts.index);
         let now_ms = now_ns / 1_000_000;
         for (f, p) in frames.iter_mut().zip(pre.iter()) {
             // A reused code, or else the first flow's lean program (NO_FLOW
@@ -440,17 +480,17 @@ impl Worker {
             if let Some((c, lean)) = start {
                 let flow = c.flows[0];
                 let mut hc = HitCx {
-                    ctx: &mut self.ctx,
-                    scratch: &mut self.scratch,
-                    state: &mut self.state,
-                    counters: &self.counters,
+                    ctx: parts.ctx,
+                    scratch: parts.scratch,
+                    state: parts.state,
+                    counters: parts.counters,
                     flows,
                     now_ms,
                     tally,
                 };
                 let r = match lean {
                     Some(code) => hc.run(code, flow, f, &p.parsed),
-                    None => hc.reuse(c.first_code, flow, f, &p.parsed),
+                    None => hc.reuse(c.first_code(), flow, f, &p.parsed),
                 };
                 tally = hc.tally;
                 match r {
@@ -458,9 +498,9 @@ impl Worker {
                     Some(r) => first = Some(r),
                 }
             }
-            self.run(f, in_port, now_ns, p, first);
+            parts.run(f, in_port, now_ns, p, first);
         }
-        tally.commit(&self.counters, &mut self.stats);
+        tally.commit(parts.counters, parts.stats);
         self.pre = pre;
     }
 
@@ -469,51 +509,102 @@ impl Worker {
     #[inline]
     fn prepare(&self, frame: &Frame, in_port: PortId) -> Prepared {
         let mut p = Prepared::default();
-        self.prepare_into(frame, in_port, &mut p);
+        self.extract_slot(frame, in_port, &mut p);
+        self.probe(&mut p);
         p
     }
 
-    /// [`prepare`](Self::prepare) into `out` (a batch's slot), without
-    /// copying the key or the path through a return value.
-    fn prepare_into(&self, frame: &Frame, in_port: PortId, out: &mut Prepared) {
+    /// The first step of [`prepare`](Self::prepare), into `out` (a batch's
+    /// slot, written in place): the key, its cache hash, and a prefetch of
+    /// its cache bucket, which [`probe`](Self::probe) reads once the whole
+    /// batch is extracted.
+    #[inline]
+    fn extract_slot(&self, frame: &Frame, in_port: PortId, out: &mut Prepared) {
         match extract_into(frame.data(), in_port, &mut out.parsed) {
             Ok(()) => {
                 out.drop = None;
-                let gen = &self.generation;
-                let cached = self
-                    .emc
-                    .as_ref()
-                    .and_then(|e| e.get(&out.parsed.key))
-                    .filter(|c| c.generation == gen.id());
-                out.hit = cached.is_some();
-                if let Some(c) = cached {
-                    out.cached = c;
-                }
-                if let Some(c) = cached.filter(|c| c.len > 0) {
-                    let f = c.flows[0];
-                    // Only addresses: neither entry is read here. A reused
-                    // code needs neither.
-                    if let (false, Some(l)) = (c.reuse, gen.lean_slot(f)) {
-                        prefetch(l);
-                    }
-                    if !c.reuse && !gen.all_lean() {
-                        if let Some(p) = gen.program(f) {
-                            prefetch(p);
-                        }
-                    }
-                    if let Some(c) = gen
-                        .flow_stats()
-                        .worker(self.index)
-                        .and_then(|c| c.get(f as usize))
-                    {
-                        prefetch(c);
-                    }
+                if let Some(emc) = &self.emc {
+                    out.hash = Emc::<CachedPath>::hash(&out.parsed.key);
+                    emc.prefetch(out.hash);
                 }
             }
             Err(e) => out.drop = Some(DropReason::Parse(e.kind())),
         }
     }
 
+    /// The second step: looks the key up in the cache and, on a hit,
+    /// prefetches the first flow's program entry and counters.
+    #[inline]
+    fn probe(&self, out: &mut Prepared) {
+        out.hit = false;
+        if out.drop.is_some() {
+            return;
+        }
+        let gen = &self.generation;
+        let cached = self
+            .emc
+            .as_ref()
+            .and_then(|e| e.get_hashed(&out.parsed.key, out.hash));
+        let Some(c) = cached else { return };
+        out.hit = true;
+        out.cached = c;
+        if c.len == 0 {
+            return;
+        }
+        let f = c.flows[0];
+        // Only addresses: neither entry is read here. A reused code needs
+        // neither.
+        if let (false, Some(l)) = (c.reuse, gen.lean_slot(f)) {
+            prefetch(l);
+        }
+        if !c.reuse && !gen.all_lean() {
+            if let Some(p) = gen.program(f) {
+                prefetch(p);
+            }
+        }
+        if let Some(c) = gen
+            .flow_stats()
+            .worker(self.index)
+            .and_then(|c| c.get(f as usize))
+        {
+            prefetch(c);
+        }
+    }
+
+    /// The worker's parts, borrowed apart.
+    #[inline]
+    fn parts(&mut self) -> Parts<'_> {
+        Parts {
+            index: self.index,
+            gen: &self.generation,
+            emc: &mut self.emc,
+            state: &mut self.state,
+            ctx: &mut self.ctx,
+            scratch: &mut self.scratch,
+            counters: &self.counters,
+            trace: &mut self.trace,
+            stats: &mut self.stats,
+            fast_hits: self.fast_hits,
+        }
+    }
+}
+
+/// A worker's parts, borrowed apart: the generation shared, the rest
+/// mutable (what a packet works on).
+struct Parts<'a> {
+    index: usize,
+    gen: &'a Generation,
+    emc: &'a mut Option<Emc<CachedPath>>,
+    state: &'a mut PacketState,
+    ctx: &'a mut FlowCtx,
+    scratch: &'a mut JitScratch,
+    counters: &'a WorkerCounters,
+    trace: &'a mut Option<Vec<Step>>,
+    stats: &'a mut WorkerStats,
+    fast_hits: bool,
+}
+
+impl Parts<'_> {
     /// The second half: the tables, the actions, the cache update. With
     /// `first`, the fast path has set up the context and run the first
     /// cached flow's program, which returned `first`.
@@ -536,9 +627,9 @@ impl Worker {
         }
         let parsed = &pre.parsed;
         let mut cached = pre.cached().copied();
-        let Worker {
+        let Parts {
             index,
-            generation,
+            gen,
             emc,
             state,
             ctx,
@@ -548,7 +639,7 @@ impl Worker {
             stats,
             ..
         } = self;
-        let gen: &Generation = generation;
+        let gen: &Generation = gen;
         state.begin(in_port, now_ns);
         state.set_offload(frame.offload());
         if first.is_none() {
@@ -651,13 +742,12 @@ impl Worker {
                         // The packet's original key (the context's may
                         // have been rewritten).
                         parsed.key,
-                        CachedPath {
-                            generation: gen.id(),
-                            len: path.len as u8,
-                            reuse: gen.flow(first).is_some_and(|i| i.key_determined),
-                            flows: path.flows,
-                            first_code: path.first_code,
-                        },
+                        CachedPath::new(
+                            path.flows,
+                            path.len as u8,
+                            gen.flow(first).is_some_and(|i| i.key_determined),
+                            path.first_code,
+                        ),
                     );
                     stats.emc_inserts += 1;
                 }
@@ -748,5 +838,32 @@ impl Cx<'_> {
                 None
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cached_path_keeps_every_verdict_code_and_runs_what_does_not_fit() {
+        let flows = [7, NO_FLOW, 0, 0, 0, 0];
+        for v in [
+            Verdict::Output(u32::MAX),
+            Verdict::Output(2),
+            Verdict::Goto(255),
+            Verdict::Drop(crate::flow::compile::DropReason::Ttl),
+            Verdict::Done,
+        ] {
+            let c = CachedPath::new(flows, 2, true, v.code());
+            assert!(c.reuse, "{v:?}");
+            assert_eq!(c.first_code(), v.code(), "{v:?}");
+            assert_eq!(Verdict::from_code(c.first_code()), Some(v));
+        }
+        // A code no verdict has, too wide for the entry: run, not reused.
+        let c = CachedPath::new(flows, 2, true, RUN_ERROR);
+        assert!(!c.reuse);
+        // Not key-determined: never reused.
+        assert!(!CachedPath::new(flows, 2, false, Verdict::Done.code()).reuse);
     }
 }

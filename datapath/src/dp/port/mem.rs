@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 
-use super::{Frame, FramePool, Port, PortError, PortId};
+use super::{Frame, FramePool, Port, PortError, PortId, UpFlag};
 
 /// What a memory port does with the frames it is sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,9 +43,12 @@ struct RxSource {
 pub struct MemPort {
     id: PortId,
     name: String,
-    up: AtomicBool,
+    up: UpFlag,
     mode: TxMode,
     rx: Mutex<RxSource>,
+    /// Whether `rx` may have something to deliver (set and cleared under
+    /// its lock): a port with nothing to receive is polled without locking.
+    rx_ready: AtomicBool,
     tx: Mutex<Vec<Frame>>,
     rx_frames: AtomicU64,
     tx_frames: AtomicU64,
@@ -63,9 +66,10 @@ impl MemPort {
         MemPort {
             id,
             name: name.into(),
-            up: AtomicBool::new(true),
+            up: UpFlag::new(true),
             mode,
             rx: Mutex::new(RxSource::default()),
+            rx_ready: AtomicBool::new(false),
             tx: Mutex::new(Vec::new()),
             rx_frames: AtomicU64::new(0),
             tx_frames: AtomicU64::new(0),
@@ -75,17 +79,19 @@ impl MemPort {
 
     /// Brings the port up or down.
     pub fn set_up(&self, up: bool) {
-        self.up.store(up, Ordering::Relaxed);
+        self.up.set(up);
     }
 
     /// Queues a copy of `bytes` for the pipeline to receive.
     pub fn push_rx(&self, bytes: &[u8]) {
-        self.rx.lock().queue.push_back(Frame::from_bytes(bytes));
+        self.push_rx_frame(Frame::from_bytes(bytes));
     }
 
     /// Queues a frame for the pipeline to receive.
     pub fn push_rx_frame(&self, frame: Frame) {
-        self.rx.lock().queue.push_back(frame);
+        let mut rx = self.rx.lock();
+        rx.queue.push_back(frame);
+        self.rx_ready.store(true, Ordering::Relaxed);
     }
 
     /// After the queued frames, delivers `templates` round-robin: `count`
@@ -95,6 +101,7 @@ impl MemPort {
         rx.templates = templates;
         rx.next = 0;
         rx.remaining = count.unwrap_or(u64::MAX);
+        self.rx_ready.store(true, Ordering::Relaxed);
     }
 
     /// Frames waiting in the receive queue (templates not counted).
@@ -135,8 +142,8 @@ impl Port for MemPort {
         &self.name
     }
 
-    fn is_up(&self) -> bool {
-        self.up.load(Ordering::Relaxed)
+    fn up_flag(&self) -> &UpFlag {
+        &self.up
     }
 
     fn recv(
@@ -146,7 +153,7 @@ impl Port for MemPort {
         out: &mut Vec<Frame>,
         max: usize,
     ) -> Result<usize, PortError> {
-        if !self.is_up() {
+        if !self.is_up() || !self.rx_ready.load(Ordering::Relaxed) {
             return Ok(0);
         }
         let mut rx = self.rx.lock();
@@ -178,6 +185,9 @@ impl Port for MemPort {
             if *remaining != u64::MAX {
                 *remaining -= (n - first) as u64;
             }
+        }
+        if rx.queue.is_empty() && (rx.templates.is_empty() || rx.remaining == 0) {
+            self.rx_ready.store(false, Ordering::Relaxed);
         }
         drop(rx);
         if n > 0 {
@@ -218,6 +228,12 @@ mod tests {
         assert_eq!(p.recv(0, &mut pool, &mut out, 3).unwrap(), 3);
         assert_eq!(p.recv(0, &mut pool, &mut out, 10).unwrap(), 4);
         assert_eq!(p.recv(0, &mut pool, &mut out, 10).unwrap(), 0);
+        // Drained, then fed again: the next poll sees it.
+        p.push_rx(&[4]);
+        assert_eq!(p.recv(0, &mut pool, &mut out, 10).unwrap(), 1);
+        assert_eq!(p.recv(0, &mut pool, &mut out, 10).unwrap(), 0);
+        p.repeat_rx(vec![vec![5]], Some(1));
+        assert_eq!(p.recv(0, &mut pool, &mut out, 10).unwrap(), 1);
         let got: Vec<Vec<u8>> = out.iter().map(|f| f.data().to_vec()).collect();
         assert_eq!(
             got,
@@ -228,10 +244,12 @@ mod tests {
                 vec![8, 8],
                 vec![9],
                 vec![8, 8],
-                vec![9]
+                vec![9],
+                vec![4],
+                vec![5]
             ]
         );
-        assert_eq!(p.rx_count(), 7);
+        assert_eq!(p.rx_count(), 9);
     }
 
     #[test]

@@ -24,6 +24,7 @@ pub mod mem;
 pub mod tagged;
 pub mod tap;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use thiserror::Error;
@@ -89,9 +90,15 @@ pub trait Port: Send + Sync {
         1
     }
 
-    /// Whether the port can send and receive; outputs to a port that is
-    /// down are dropped and counted.
-    fn is_up(&self) -> bool;
+    /// The port's up flag: whether it can send and receive; outputs to a
+    /// port that is down are dropped and counted. Port sets keep a clone,
+    /// so that an output checks it without a call through the trait.
+    fn up_flag(&self) -> &UpFlag;
+
+    /// Whether the port is up (see [`up_flag`](Self::up_flag)).
+    fn is_up(&self) -> bool {
+        self.up_flag().get()
+    }
 
     /// Receives up to `max` frames from `queue`, appending them to `out`;
     /// buffers come from `pool`. Returns how many were appended (0 when
@@ -137,8 +144,8 @@ macro_rules! forward_port_identity {
             self.$inner.queues()
         }
 
-        fn is_up(&self) -> bool {
-            self.$inner.is_up()
+        fn up_flag(&self) -> &$crate::dp::port::UpFlag {
+            self.$inner.up_flag()
         }
 
         fn rx_fd(&self, queue: u16) -> Option<std::os::fd::RawFd> {
@@ -238,10 +245,31 @@ impl PortIndex {
     }
 }
 
+/// A port's up flag, shared by the port and the port sets that hold it.
+#[derive(Debug, Clone)]
+pub struct UpFlag(Arc<AtomicBool>);
+
+impl UpFlag {
+    pub fn new(up: bool) -> Self {
+        UpFlag(Arc::new(AtomicBool::new(up)))
+    }
+
+    #[inline]
+    pub fn get(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    pub fn set(&self, up: bool) {
+        self.0.store(up, Ordering::Relaxed);
+    }
+}
+
 /// The switch's ports, sorted by id; a port's index is its position.
 #[derive(Clone, Default)]
 pub struct PortSet {
     ports: Vec<Arc<dyn Port>>,
+    /// The ports' up flags, by index.
+    up: Vec<UpFlag>,
     ids: Vec<PortId>,
     index: PortIndex,
     /// VLANs a port carries, for `normal` flooding; `None` = all.
@@ -278,6 +306,7 @@ impl PortSet {
         }
         Ok(PortSet {
             ids: ports.iter().map(|p| p.id()).collect(),
+            up: ports.iter().map(|p| p.up_flag().clone()).collect(),
             vlans: vec![None; ports.len()],
             ports,
             index,
@@ -320,7 +349,7 @@ impl PortSet {
     /// Whether the port at `idx` exists and is up.
     #[inline]
     pub fn is_up(&self, idx: usize) -> bool {
-        self.ports.get(idx).is_some_and(|p| p.is_up())
+        self.up.get(idx).is_some_and(UpFlag::get)
     }
 
     /// Restricts the VLANs port `id` carries (`None`: all). `normal` floods
@@ -358,6 +387,7 @@ impl PortSet {
             .collect();
         PortSet {
             ids: self.ids.clone(),
+            up: ports.iter().map(|p| p.up_flag().clone()).collect(),
             index: self.index.clone(),
             vlans: self.vlans.clone(),
             ports,

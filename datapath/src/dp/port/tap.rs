@@ -46,7 +46,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 
-use super::{Frame, FrameBuf, FramePool, Port, PortError, PortId};
+use super::{Frame, FrameBuf, FramePool, Port, PortError, PortId, UpFlag};
 use crate::packet::gso;
 use crate::packet::vnet::{Gso, VnetHdr};
 use crate::packet::MAX_FRAME_LEN;
@@ -89,7 +89,7 @@ pub struct TapPort {
     name: String,
     offload: bool,
     queues: Vec<Queue>,
-    up: AtomicBool,
+    up: UpFlag,
     gone: AtomicBool,
     /// Frames read with a header that does not parse.
     bad_headers: AtomicU64,
@@ -142,7 +142,7 @@ impl TapPort {
             name: cfg.name.clone(),
             offload: cfg.offload,
             queues,
-            up: AtomicBool::new(true),
+            up: UpFlag::new(true),
             gone: AtomicBool::new(false),
             bad_headers: AtomicU64::new(0),
             offload_errors: AtomicU64::new(0),
@@ -190,11 +190,11 @@ impl TapPort {
 
     /// Brings the port down or up again (a gone port stays down).
     pub fn set_up(&self, up: bool) {
-        self.up.store(up && !self.is_gone(), Ordering::Relaxed);
+        self.up.set(up && !self.is_gone());
     }
 
     fn mark_gone(&self) {
-        self.up.store(false, Ordering::Relaxed);
+        self.up.set(false);
         if !self.gone.swap(true, Ordering::Relaxed) {
             self.gone_events.fetch_add(1, Ordering::Relaxed);
         }
@@ -285,8 +285,8 @@ impl Port for TapPort {
         self.queues.len() as u16
     }
 
-    fn is_up(&self) -> bool {
-        self.up.load(Ordering::Relaxed)
+    fn up_flag(&self) -> &UpFlag {
+        &self.up
     }
 
     fn rx_fd(&self, queue: u16) -> Option<RawFd> {
