@@ -160,6 +160,11 @@ pub enum BenchCmd {
         flows: Option<usize>,
         #[arg(long, value_enum, default_value = "jit")]
         engine: EngineOpt,
+        /// Measuring rounds: each measures every table size in turn, so
+        /// that the sizes share the machine's quiet and busy spells.
+        #[arg(long, default_value_t = crate::bench_pipeline::ROUNDS,
+              value_parser = clap::value_parser!(u32).range(1..=100))]
+        rounds: u32,
     },
 }
 
@@ -276,9 +281,11 @@ pub fn main() -> ExitCode {
             engine,
             run_dir,
         } => Ok(crate::run::run(&file, &pcap, engine, run_dir.as_deref())),
-        Cmd::Bench(BenchCmd::Pipeline { flows, engine }) => {
-            Ok(crate::bench_pipeline::run(flows, engine))
-        }
+        Cmd::Bench(BenchCmd::Pipeline {
+            flows,
+            engine,
+            rounds,
+        }) => Ok(crate::bench_pipeline::run(flows, engine, rounds as usize)),
     };
     match result {
         Ok(code) => code,

@@ -257,17 +257,44 @@ impl Bench {
         templates: Vec<Vec<u8>>,
         duration: Duration,
     ) -> Result<Rate, DatapathError> {
-        let Some((_dp, mut w, mut now)) = self.warmed(templates)? else {
-            return Ok(Rate::default());
-        };
+        match self.runner(templates)? {
+            Some(mut r) => r.measure(duration),
+            None => Ok(Rate::default()),
+        }
+    }
+
+    /// A warmed datapath and worker (see [`warmed`](Self::warmed)) to
+    /// measure several times: the rounds of a benchmark that interleaves
+    /// table sizes.
+    pub fn runner(&self, templates: Vec<Vec<u8>>) -> Result<Option<Runner>, DatapathError> {
+        Ok(self.warmed(templates)?.map(|(dp, worker, now)| Runner {
+            _dp: dp,
+            worker,
+            now,
+        }))
+    }
+}
+
+/// A warmed worker of a benchmark datapath, measured round after round.
+pub struct Runner {
+    _dp: Datapath,
+    worker: Worker,
+    /// The simulated clock (ns).
+    now: u64,
+}
+
+impl Runner {
+    /// Polls the worker for about `duration` and measures it.
+    pub fn measure(&mut self, duration: Duration) -> Result<Rate, DatapathError> {
+        let w = &mut self.worker;
         let before = w.stats();
         let cpu0 = thread_cpu();
         let t0 = Instant::now();
         let mut packets = 0u64;
         loop {
             for _ in 0..64 {
-                packets += w.poll(BATCH, now).map_err(DatapathError::Port)? as u64;
-                now += 1000;
+                packets += w.poll(BATCH, self.now).map_err(DatapathError::Port)? as u64;
+                self.now += 1000;
             }
             if t0.elapsed() >= duration {
                 break;
