@@ -33,7 +33,10 @@ fn one_table_in_two_rounds() {
     assert!(text.contains(", 2 rounds,"), "{text}");
     assert!(text.contains("10 flows: build "), "{text}");
     let hits = rate_line(&text, "cache hits:", "10");
-    assert!(hits.contains("Mpps/core (") && hits.contains("hit rate 100.0%"), "{hits}");
+    assert!(
+        hits.contains("Mpps/core (") && hits.contains("hit rate 100.0%"),
+        "{hits}"
+    );
     let misses = rate_line(&text, "cache misses:", "10");
     assert!(misses.contains("hit rate   0.0%"), "{misses}");
     assert!(text.contains("peak RSS "), "{text}");
