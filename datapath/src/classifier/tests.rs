@@ -714,3 +714,46 @@ fn emc_spreads_keys_over_buckets() {
         );
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Random inserts, lookups through `get` and through the hashed path
+    /// (`hash`, `prefetch`, `get_hashed`), and clears on a small cache
+    /// (many keys per bucket) against a map of the last value inserted
+    /// per key: a lookup finds that value or nothing, never another
+    /// key's; a key just inserted is found; a bucket never holds more
+    /// than its ways; nothing survives a clear.
+    #[test]
+    fn emc_never_returns_a_value_of_another_key(
+        ops in proptest::collection::vec((0u8..8, 0u64..40, any::<u32>()), 1..400),
+    ) {
+        let mut c: Emc<u32> = Emc::with_capacity(16);
+        let mut last: std::collections::HashMap<u64, u32> = Default::default();
+        for (op, k, v) in ops {
+            let key = key_n(k);
+            match op {
+                0..=3 => {
+                    c.insert(key, v);
+                    last.insert(k, v);
+                    prop_assert_eq!(c.get(&key), Some(v));
+                }
+                4 => {
+                    c.clear();
+                    last.clear();
+                    prop_assert!(c.is_empty());
+                }
+                _ => {
+                    let h = Emc::<u32>::hash(&key);
+                    c.prefetch(h);
+                    let got = c.get_hashed(&key, h);
+                    prop_assert_eq!(got, c.get(&key));
+                    if let Some(g) = got {
+                        prop_assert_eq!(Some(&g), last.get(&k));
+                    }
+                }
+            }
+            prop_assert!(c.len() <= c.capacity());
+        }
+    }
+}
