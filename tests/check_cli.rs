@@ -210,6 +210,16 @@ fn a_missing_file_or_an_unknown_kind_exits_1() {
         "{stderr}"
     );
 
+    // A device that never ends is refused at the size limit, not read into
+    // memory.
+    let out = check(Path::new("/dev/zero"));
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.starts_with("/dev/zero:1:1: cannot read the file: larger than 67108864 bytes"),
+        "{stderr}"
+    );
+
     let dir = tempdir("kind");
     let f = dir.join("what.yaml");
     std::fs::write(&f, "colour: blue\n").unwrap();

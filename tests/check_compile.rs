@@ -118,3 +118,25 @@ fn an_assembler_error_exits_1_with_its_place() {
     );
     let _ = std::fs::remove_dir_all(&d);
 }
+
+#[test]
+fn an_oversized_custom_program_is_an_error() {
+    let d = tempdir("big");
+    let f = write(&d, "", "mov %r0, 0\nexit\n");
+    // Sparse: 64 MiB and one byte of zeros that take no disk space.
+    std::fs::File::options()
+        .write(true)
+        .open(d.join("filter.s"))
+        .unwrap()
+        .set_len((64 << 20) + 1)
+        .unwrap();
+    let out = check(&f);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("switch.yaml:11:39: `")
+            && stderr.contains("filter.s`: larger than 67108864 bytes"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}

@@ -70,11 +70,11 @@ impl Customs {
         let err = |e: &dyn std::fmt::Display| format!("{}: `{}`: {e}", p.at, path.display());
         match &p.source {
             EbpfRef::Asm { .. } => {
-                let text = std::fs::read_to_string(path).map_err(|e| err(&e))?;
+                let text = crate::files::read_text(path).map_err(|e| err(&e))?;
                 asm::assemble(&text).map_err(|e| err(&e))
             }
             EbpfRef::Elf { section, .. } => {
-                let bytes = std::fs::read(path).map_err(|e| err(&e))?;
+                let bytes = crate::files::read(path).map_err(|e| err(&e))?;
                 let mut prog = elf::load(&bytes, section).map_err(|e| err(&e))?;
                 for m in &prog.maps {
                     let Some(def) = m.def else {

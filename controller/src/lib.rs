@@ -12,6 +12,7 @@ pub mod control;
 pub mod ctl;
 pub mod dataplane;
 pub mod demo;
+pub mod files;
 pub mod model;
 pub mod run;
 pub mod switchd;

@@ -26,7 +26,7 @@ pub fn load_program(path: &Path) -> Result<LoadedFile, BpfError> {
     };
     match path.extension().and_then(|e| e.to_str()) {
         Some("bin") => {
-            let bytes = std::fs::read(path).map_err(io)?;
+            let bytes = crate::files::read(path).map_err(io)?;
             let insns = insn::from_bytes(&bytes).map_err(|e| parse(e.to_string()))?;
             Ok(LoadedFile {
                 insns,
@@ -34,7 +34,7 @@ pub fn load_program(path: &Path) -> Result<LoadedFile, BpfError> {
             })
         }
         Some("data") => {
-            let text = std::fs::read_to_string(path).map_err(io)?;
+            let text = crate::files::read_text(path).map_err(io)?;
             let case = conformance::parse(&text).map_err(|e| parse(e.to_string()))?;
             Ok(LoadedFile {
                 insns: case.insns,
@@ -42,7 +42,7 @@ pub fn load_program(path: &Path) -> Result<LoadedFile, BpfError> {
             })
         }
         _ => {
-            let text = std::fs::read_to_string(path).map_err(io)?;
+            let text = crate::files::read_text(path).map_err(io)?;
             let insns = asm::assemble(&text).map_err(|e| parse(e.to_string()))?;
             Ok(LoadedFile {
                 insns,

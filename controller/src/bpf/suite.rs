@@ -53,7 +53,7 @@ pub fn run(paths: &[PathBuf], engines: &[Engine], verbose: bool) -> Result<ExitC
 /// Judges one file on each engine. An unreadable file fails on all; one whose
 /// program does not assemble passes only if it expects an error.
 pub fn judge_file(file: &Path, engines: &[Engine]) -> Vec<(Engine, Verdict)> {
-    let text = std::fs::read_to_string(file);
+    let text = crate::files::read_text(file);
     let case = text
         .as_ref()
         .map_err(|e| e.to_string())

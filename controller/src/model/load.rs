@@ -63,7 +63,7 @@ pub struct TopologyPlan {
 }
 
 fn read(path: &Path) -> Result<String, LoadErrors> {
-    std::fs::read_to_string(path).map_err(|source| {
+    crate::files::read_text(path).map_err(|source| {
         LoadErrors::one(ModelError::Read {
             path: path.to_path_buf(),
             source,
@@ -228,7 +228,7 @@ fn topology_with(pos: &PosIndex, text: &str) -> Result<TopologyPlan, LoadErrors>
         v
     };
     let origin = format!("topology `{}` (the ports are its hosts)", topo.name);
-    let switch = match std::fs::read_to_string(&flows_path) {
+    let switch = match crate::files::read_text(&flows_path) {
         Err(e) => {
             cx.errors.push(ModelError::MissingFile {
                 at: pos.value("flows"),

@@ -54,7 +54,7 @@ pub struct Fingerprint {
 /// replaced may briefly be missing).
 pub fn fingerprint(path: &Path) -> Option<Fingerprint> {
     let meta = std::fs::metadata(path).ok()?;
-    let bytes = std::fs::read(path).ok()?;
+    let bytes = crate::files::read(path).ok()?;
     let mut h = DefaultHasher::new();
     bytes.hash(&mut h);
     Some(Fingerprint {

@@ -131,7 +131,7 @@ fn state_path(dir: &Path, name: &str) -> PathBuf {
 }
 
 fn read_state(path: &Path) -> Result<Option<UpState>, UpError> {
-    match std::fs::read_to_string(path) {
+    match crate::files::read_text(path) {
         Ok(text) => serde_json::from_str(&text)
             .map(Some)
             .map_err(|e| UpError::State {
