@@ -30,9 +30,9 @@
 //! # The exact-match cache
 //!
 //! Keyed by the packet's original key, a cache entry is the *path*: the
-//! flow chosen in each table visited ([`NO_FLOW`] for a miss), tagged with
-//! the generation. A hit runs the same programs without asking any
-//! classifier. That is only right if the same key always takes the same
+//! flow chosen in each table visited ([`NO_FLOW`] for a miss), of the
+//! worker's generation (a new one empties the cache). A hit runs the same
+//! programs without asking any classifier. That is only right if the same key always takes the same
 //! path, so a path is not cached when
 //! - a custom filter declined the packet somewhere (filters may look at
 //!   more than the key: the length, the payload, the mark);
@@ -84,6 +84,7 @@
 pub mod bench;
 pub mod datapath;
 mod exec;
+mod general;
 pub mod generation;
 mod hit;
 pub mod reference;

@@ -20,6 +20,10 @@
 //! 5. [`PacketState::finish`] queues the packet (moving it for a final
 //!    output) and counts a drop.
 //!
+//! Steps 1 and 2 run here, over a whole batch at a time: every key and a
+//! prefetch of its cache bucket, then every probe. Steps 3 to 5 are the
+//! general path, in the `pipeline::general` module.
+//!
 //! Within a batch ([`Worker::process_frames`]) a cache hit whose first
 //! flow has a lean program (no helpers: most flows that end in an output
 //! or a drop) skips steps 3 to 5's general machinery: see
@@ -36,19 +40,18 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
-use super::drop_reason;
-use super::exec;
-use super::generation::{Generation, MissPolicy, NO_FLOW};
-use super::hit::{HitCx, Tally, RUN_ERROR};
+use super::general::Parts;
+use super::generation::Generation;
+use super::hit::{HitCx, Tally};
 use crate::classifier::{Emc, EMC_DEFAULT_ENTRIES};
-use crate::dp::actions::{Outcome, PacketState, TraceOutput, FINAL};
+use crate::dp::actions::{Outcome, PacketState, TraceOutput};
 use crate::dp::mac::MacTable;
 use crate::dp::meter::Meters;
 use crate::dp::port::{Flushed, Frame, PortError, PortId, PortSet};
 use crate::dp::stats::{DropReason, WorkerCounters};
 use crate::ebpf::engine::Loaded;
 use crate::ebpf::jit::JitScratch;
-use crate::flow::compile::{FlowCtx, Verdict};
+use crate::flow::compile::FlowCtx;
 use crate::flow::key::FlowKey;
 use crate::packet::{extract_into, Parsed};
 use crate::sys::prefetch::prefetch;
@@ -61,16 +64,16 @@ pub const PATH_MAX: usize = 6;
 /// generation only: a new generation empties the cache. 32 bytes, so that
 /// a cache entry's key and path share two cache lines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-struct CachedPath {
-    flows: [u32; PATH_MAX],
+pub(super) struct CachedPath {
+    pub(super) flows: [u32; PATH_MAX],
     /// The code the first flow's program returns for this key, as
     /// `first_kind | first_arg << 8`, when `reuse`.
     first_arg: u32,
     first_kind: u8,
-    len: u8,
+    pub(super) len: u8,
     /// The first flow is [key-determined](super::FlowInfo::key_determined):
     /// its code is reused instead of running it.
-    reuse: bool,
+    pub(super) reuse: bool,
 }
 
 const _: () = assert!(std::mem::size_of::<CachedPath>() <= 32);
@@ -78,7 +81,12 @@ const _: () = assert!(std::mem::size_of::<CachedPath>() <= 32);
 impl CachedPath {
     /// A path whose first flow's code is `first_code` (reused when
     /// `key_determined` and the code fits).
-    fn new(flows: [u32; PATH_MAX], len: u8, key_determined: bool, first_code: u64) -> Self {
+    pub(super) fn new(
+        flows: [u32; PATH_MAX],
+        len: u8,
+        key_determined: bool,
+        first_code: u64,
+    ) -> Self {
         let arg = u32::try_from(first_code >> 8).ok();
         CachedPath {
             flows,
@@ -151,35 +159,6 @@ pub struct WorkerStats {
     pub fast_hits: u64,
 }
 
-/// The path of the packet being processed.
-#[derive(Debug, Clone, Copy)]
-struct PathRec {
-    len: usize,
-    flows: [u32; PATH_MAX],
-    cacheable: bool,
-    /// The return code of the first table's flow.
-    first_code: u64,
-}
-
-impl PathRec {
-    #[inline]
-    fn push(&mut self, flow: u32) {
-        match self.flows.get_mut(self.len) {
-            Some(slot) => *slot = flow,
-            None => self.cacheable = false,
-        }
-        self.len += 1;
-    }
-}
-
-/// What choosing a flow in one table gave.
-enum Choice {
-    /// Flow and its program's r0 (or run error).
-    /// The flow and its program's r0 ([`RUN_ERROR`] if it failed).
-    Flow(u32, u64),
-    Miss,
-}
-
 /// A worker's state; see the [module docs](self).
 pub struct Worker {
     index: usize,
@@ -204,22 +183,22 @@ pub struct Worker {
 /// keeps one per packet, written in place by [`Worker::extract_slot`] and
 /// [`Worker::probe`].
 #[derive(Debug, Clone, Copy, Default)]
-struct Prepared {
+pub(super) struct Prepared {
     /// The key and offsets (when `drop` is `None`).
-    parsed: Parsed,
+    pub(super) parsed: Parsed,
     /// The key's cache hash (when it parsed and there is a cache).
     hash: u64,
     /// The cached path (when `hit`).
     cached: CachedPath,
     hit: bool,
     /// Why the frame cannot be parsed.
-    drop: Option<DropReason>,
+    pub(super) drop: Option<DropReason>,
 }
 
 impl Prepared {
     /// The cached path, if the packet parsed and hit the cache.
     #[inline]
-    fn cached(&self) -> Option<&CachedPath> {
+    pub(super) fn cached(&self) -> Option<&CachedPath> {
         (self.hit && self.drop.is_none()).then_some(&self.cached)
     }
 
@@ -589,261 +568,12 @@ impl Worker {
     }
 }
 
-/// A worker's parts, borrowed apart: the generation shared, the rest
-/// mutable (what a packet works on).
-struct Parts<'a> {
-    index: usize,
-    gen: &'a Generation,
-    emc: &'a mut Option<Emc<CachedPath>>,
-    state: &'a mut PacketState,
-    ctx: &'a mut FlowCtx,
-    scratch: &'a mut JitScratch,
-    counters: &'a WorkerCounters,
-    trace: &'a mut Option<Vec<Step>>,
-    stats: &'a mut WorkerStats,
-    fast_hits: bool,
-}
-
-impl Parts<'_> {
-    /// The second half: the tables, the actions, the cache update. With
-    /// `first`, the fast path has set up the context and run the first
-    /// cached flow's program, which returned `first`.
-    #[inline(always)]
-    fn run(
-        &mut self,
-        frame: &mut Frame,
-        in_port: PortId,
-        now_ns: u64,
-        pre: &Prepared,
-        mut first: Option<u64>,
-    ) -> Outcome {
-        self.stats.packets += 1;
-        if let Some(r) = pre.drop {
-            self.counters.count_drop(r);
-            return Outcome {
-                sent: 0,
-                drop: Some(r),
-            };
-        }
-        let parsed = &pre.parsed;
-        let mut cached = pre.cached().copied();
-        let Parts {
-            index,
-            gen,
-            emc,
-            state,
-            ctx,
-            scratch,
-            counters,
-            trace,
-            stats,
-            ..
-        } = self;
-        let gen: &Generation = gen;
-        state.begin(in_port, now_ns);
-        state.set_offload(frame.offload());
-        if first.is_none() {
-            exec::begin_ctx(ctx, frame, parsed);
-        }
-        let mut path = PathRec {
-            len: 0,
-            flows: [NO_FLOW; PATH_MAX],
-            cacheable: true,
-            first_code: 0,
-        };
-        let mut asked = false;
-        let now_ms = state.now_ms();
-        let flow_counters = gen.flow_stats().worker(*index);
-        let mut cx = Cx {
-            gen,
-            scratch,
-            ctx,
-            state,
-            frame,
-        };
-        let mut table = 0u8;
-        let verdict = loop {
-            cx.ctx.set_table(u32::from(table));
-            let tc = counters.table(table);
-            tc.lookups.inc();
-            let from_cache = cached
-                .filter(|c| path.len < usize::from(c.len))
-                .and_then(|c| c.flows.get(path.len).copied());
-            let choice = match from_cache {
-                Some(NO_FLOW) => Choice::Miss,
-                Some(f) => match first.take().map_or_else(|| cx.run(f), declined) {
-                    Some(r) => Choice::Flow(f, r),
-                    None => {
-                        // The cached flow declined (its filter): the rest
-                        // of the cached path no longer applies.
-                        cached = None;
-                        asked = true;
-                        cx.lookup(table, &mut path)
-                    }
-                },
-                None => {
-                    asked = true;
-                    cx.lookup(table, &mut path)
-                }
-            };
-            match choice {
-                Choice::Miss => {
-                    tc.missed.inc();
-                    path.push(NO_FLOW);
-                    if let Some(t) = trace {
-                        t.push(Step { table, flow: None });
-                    }
-                    break cx.miss();
-                }
-                Choice::Flow(f, r) => {
-                    tc.matched.inc();
-                    if path.len == 0 {
-                        path.first_code = r;
-                    }
-                    path.push(f);
-                    if let Some(t) = trace {
-                        t.push(Step {
-                            table,
-                            flow: Some(f),
-                        });
-                    }
-                    if let Some(c) = flow_counters.and_then(|c| c.get(f as usize)) {
-                        c.hit(cx.frame.len() as u64, now_ms);
-                    }
-                    match Verdict::from_code(r) {
-                        Some(Verdict::Done) => break None,
-                        Some(Verdict::Output(p)) => {
-                            cx.state.output(cx.frame.data(), p, FINAL);
-                            break None;
-                        }
-                        Some(Verdict::Drop(r)) => break Some(drop_reason(r)),
-                        Some(Verdict::Goto(n)) if n > table => {
-                            if gen.flow(f).is_some_and(|i| i.unstable) {
-                                path.cacheable = false;
-                            }
-                            table = n;
-                        }
-                        // A backward goto, NOMATCH after actions, or a code
-                        // no compiled program returns.
-                        _ => {
-                            path.cacheable = false;
-                            break Some(DropReason::Error);
-                        }
-                    }
-                }
-            }
-        };
-        if asked {
-            stats.emc_misses += 1;
-            if path.cacheable && path.len <= PATH_MAX {
-                if let Some(emc) = emc {
-                    let first = path.flows[0];
-                    emc.insert(
-                        // The packet's original key (the context's may
-                        // have been rewritten).
-                        parsed.key,
-                        CachedPath::new(
-                            path.flows,
-                            path.len as u8,
-                            gen.flow(first).is_some_and(|i| i.key_determined),
-                            path.first_code,
-                        ),
-                    );
-                    stats.emc_inserts += 1;
-                }
-            }
-        } else {
-            stats.emc_hits += 1;
-        }
-        cx.state.finish(cx.frame, verdict)
-    }
-}
-
-/// A program's r0 as [`Cx::run`] gives it: `None` when it declined.
-#[inline]
-fn declined(r: u64) -> Option<u64> {
-    (r != Verdict::NoMatch.code()).then_some(r)
-}
-
-/// What one packet's processing works on.
-struct Cx<'a> {
-    gen: &'a Generation,
-    scratch: &'a mut JitScratch,
-    ctx: &'a mut FlowCtx,
-    state: &'a mut PacketState,
-    frame: &'a mut Frame,
-}
-
-impl Cx<'_> {
-    /// Runs flow `f`'s program; `None` when it does not match (NOMATCH).
-    #[inline]
-    fn run(&mut self, f: u32) -> Option<u64> {
-        let prog = self.gen.program(f)?;
-        match exec::run(prog, self.scratch, self.frame, self.ctx, self.state) {
-            Ok(code) if code == Verdict::NoMatch.code() => None,
-            Ok(code) => Some(code),
-            Err(_) => Some(RUN_ERROR),
-        }
-    }
-
-    /// Asks table `table`'s classifier, running candidates' programs.
-    #[inline]
-    fn lookup(&mut self, table: u8, path: &mut PathRec) -> Choice {
-        let gen = self.gen;
-        let Some(t) = gen.table(table) else {
-            return Choice::Miss;
-        };
-        let key = self.ctx.key();
-        if !t.has_filters {
-            if let Some(f) = t.classifier.lookup(&key) {
-                if let Some(r) = self.run(f) {
-                    return Choice::Flow(f, r);
-                }
-                // The program disagrees with the classifier; let the
-                // filtered lookup sort it out.
-                path.cacheable = false;
-            } else {
-                return Choice::Miss;
-            }
-        }
-        let mut chosen = None;
-        let found = t.classifier.lookup_filtered(&key, |f| match self.run(f) {
-            Some(r) => {
-                chosen = Some(r);
-                true
-            }
-            None => {
-                // A filter declined: the next packet with this key may
-                // be accepted.
-                path.cacheable = false;
-                false
-            }
-        });
-        match (found, chosen) {
-            (Some(f), Some(r)) => Choice::Flow(f, r),
-            _ => Choice::Miss,
-        }
-    }
-
-    /// The miss policy, applied to the packet as it is now.
-    fn miss(&mut self) -> Option<DropReason> {
-        match self.gen.miss() {
-            MissPolicy::Drop => Some(DropReason::NoMatch),
-            MissPolicy::Normal => {
-                self.state.normal(self.frame.data(), FINAL);
-                None
-            }
-            MissPolicy::Flood => {
-                self.state.flood(self.frame.data(), FINAL);
-                None
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::generation::NO_FLOW;
+    use super::super::hit::RUN_ERROR;
     use super::*;
+    use crate::flow::compile::Verdict;
 
     #[test]
     fn a_cached_path_keeps_every_verdict_code_and_runs_what_does_not_fit() {

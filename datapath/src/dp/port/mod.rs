@@ -372,7 +372,7 @@ impl PortSet {
         }
     }
 
-    /// The same ports as in-process [`MemPort`](mem::MemPort)s (same ids,
+    /// The same ports as in-process [`MemPort`]s (same ids,
     /// names, up state and VLANs) that keep what they are sent: a trace
     /// against a running switch sends nothing on its devices.
     pub fn shadow(&self) -> PortSet {
