@@ -367,7 +367,7 @@ impl Worker {
         };
         let mut rx = std::mem::take(&mut self.rx);
         let got = port.recv(queue, self.state.tx().pool(), &mut rx, max);
-        if let Ok(n) = got {
+        if let Ok(n @ 1..) = got {
             if let Some(c) = self.counters.port(idx) {
                 c.rx_packets.add(n as u64);
                 c.rx_bytes
