@@ -39,9 +39,9 @@ impl PathRec {
 
 /// What choosing a flow in one table gave.
 enum Choice {
-    /// Flow and its program's r0 (or run error).
     /// The flow and its program's r0 ([`RUN_ERROR`] if it failed).
     Flow(u32, u64),
+    /// No flow matched: the miss policy applies.
     Miss,
 }
 
