@@ -2,10 +2,13 @@
 //! switch of flows/example.yaml: nothing panics, every answer is one JSON
 //! line with `ok`, and the switch still answers `dump-flows` afterwards.
 //! `reload` with a file name is skipped (it would read any file the input
-//! names); `reload` of the switch's own file is not.
+//! names); `reload` of the switch's own file is not. Every 1,000 inputs the
+//! switch is emptied and reloaded, so that flows added by earlier inputs do
+//! not pile up and slow the run down.
 #![no_main]
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use controller::control::protocol::{parse_request, Request, Response};
@@ -46,4 +49,15 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     assert!(answer(sw, Request::DumpFlows {}).ok);
+    static INPUTS: AtomicUsize = AtomicUsize::new(0);
+    if INPUTS.fetch_add(1, Ordering::Relaxed) % 1000 == 999 {
+        answer(
+            sw,
+            Request::DelFlows {
+                name: None,
+                table: None,
+            },
+        );
+        assert!(answer(sw, Request::Reload { file: None }).ok);
+    }
 });
