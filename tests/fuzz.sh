@@ -6,7 +6,7 @@
 #
 # Usage: tests/fuzz.sh TARGET [SECONDS]
 #   TARGET: ebpf_diff, ebpf_bytes, packet_extract (datapath/fuzz),
-#           switch_yaml, ctl_request (controller/fuzz)
+#           switch_yaml, ctl_request, pipeline_frames (controller/fuzz)
 # FUZZ_DIR overrides target/fuzz. A crash leaves its input in the scratch
 # directory's path printed by libFuzzer, and the script exits non-zero.
 set -euo pipefail
@@ -16,7 +16,7 @@ secs=${2:-300}
 repo=$(cd "$(dirname "$0")/.." && pwd)
 case "$target" in
 ebpf_diff | ebpf_bytes | packet_extract) crate=datapath/fuzz ;;
-switch_yaml | ctl_request) crate=controller/fuzz ;;
+switch_yaml | ctl_request | pipeline_frames) crate=controller/fuzz ;;
 *)
     echo "tests/fuzz.sh: unknown target $target" >&2
     exit 2
@@ -49,6 +49,12 @@ ctl_request)
         printf '%s' "$r" >"$corpus/seed-$i"
         i=$((i + 1))
     done
+    ;;
+pipeline_frames)
+    # example.yaml: an IPv4 TCP frame to port 80 from port 1, then an ARP
+    # request from port 2.
+    printf '\x00\x00\x36\x02\x00\x00\x00\x00\x02\x02\x00\x00\x00\x00\x01\x08\x00\x45\x00\x00\x28\x00\x01\x00\x00\x40\x06\x00\x00\x0a\x00\x00\x01\x0a\x00\x00\x02\x30\x39\x00\x50\x00\x00\x00\x00\x00\x00\x00\x00\x50\x02\x20\x00\x00\x00\x00\x00' >"$corpus/seed-tcp"
+    printf '\x00\x01\x2a\xff\xff\xff\xff\xff\xff\x02\x00\x00\x00\x00\x02\x08\x06\x00\x01\x08\x00\x06\x04\x00\x01\x02\x00\x00\x00\x00\x02\x0a\x00\x00\x02\x00\x00\x00\x00\x00\x00\x0a\x00\x00\x01' >"$corpus/seed-arp"
     ;;
 esac
 
