@@ -275,10 +275,7 @@ pub fn action_text(plan: &SwitchPlan, a: &Action) -> String {
 
 /// The human-readable report.
 pub fn to_text(loaded: &Loaded, inputs: &[Input], traces: &[FrameTrace]) -> String {
-    let plan = match loaded {
-        Loaded::Switch(s) => s,
-        Loaded::Topology(t) => &t.switch,
-    };
+    let plan = loaded.switch();
     let mut s = String::new();
     for (i, (input, t)) in inputs.iter().zip(traces).enumerate() {
         let at_ms = i as u64 * FRAME_INTERVAL_NS / 1_000_000;

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use controller::dataplane;
-use controller::model::{self, Loaded};
+use controller::model::{self, SwitchPlan};
 use controller::trace::report;
 use datapath::dp::pipeline::{Datapath, Generation, Worker, WorkerConfig};
 use datapath::dp::port::{Frame, MemPort, PortId};
@@ -46,11 +46,7 @@ struct Rig {
     now_ns: u64,
 }
 
-fn side(loaded: &Loaded, ports: &[PortId], engine: Engine) -> Side {
-    let plan = match loaded {
-        Loaded::Switch(s) => s,
-        Loaded::Topology(t) => &t.switch,
-    };
+fn side(plan: &SwitchPlan, ports: &[PortId], engine: Engine) -> Side {
     let generation =
         Arc::new(dataplane::build_generation(plan, engine, 1).expect("the example compiles"));
     let (dp, mems) = dataplane::mem_datapath(plan, None, ports, Arc::clone(&generation))
@@ -71,15 +67,11 @@ fn rigs() -> &'static Mutex<Vec<Rig>> {
         let rigs = FILES
             .iter()
             .map(|f| {
-                let loaded = model::load(&repo.join(f)).expect("the example loads");
-                let plan = match &loaded {
-                    Loaded::Switch(s) => s,
-                    Loaded::Topology(t) => &t.switch,
-                };
-                let ports = dataplane::port_ids(plan, &[1, 2, 3, 4]);
+                let plan = model::load_switch(&repo.join(f)).expect("the example loads");
+                let ports = dataplane::port_ids(&plan, &[1, 2, 3, 4]);
                 Rig {
-                    jit: side(&loaded, &ports, Engine::Jit),
-                    interp: side(&loaded, &ports, Engine::Interp),
+                    jit: side(&plan, &ports, Engine::Jit),
+                    interp: side(&plan, &ports, Engine::Interp),
                     ports,
                     now_ns: 0,
                 }

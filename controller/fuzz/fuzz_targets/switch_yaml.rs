@@ -8,7 +8,7 @@
 
 use std::path::Path;
 
-use controller::model::{self, Loaded};
+use controller::model;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -30,11 +30,7 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         Ok(loaded) => {
-            let switch = match &loaded {
-                Loaded::Switch(s) => s,
-                Loaded::Topology(t) => &t.switch,
-            };
-            let _ = controller::dataplane::compile_hook(switch);
+            let _ = controller::dataplane::compile_hook(loaded.switch());
         }
     }
 });

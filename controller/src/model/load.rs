@@ -35,6 +35,16 @@ pub enum Loaded {
     Topology(TopologyPlan),
 }
 
+impl Loaded {
+    /// The switch: the file's, or the topology's.
+    pub fn switch(&self) -> &SwitchPlan {
+        match self {
+            Loaded::Switch(s) => s,
+            Loaded::Topology(t) => &t.switch,
+        }
+    }
+}
+
 /// A host of a topology, with its MAC resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostPlan {

@@ -48,7 +48,7 @@ use crate::dp::actions::{Outcome, PacketState, TraceOutput};
 use crate::dp::mac::MacTable;
 use crate::dp::meter::Meters;
 use crate::dp::port::{Flushed, Frame, PortError, PortId, PortSet};
-use crate::dp::stats::{DropReason, WorkerCounters};
+use crate::dp::stats::{DropReason, FlowCounters, WorkerCounters};
 use crate::ebpf::engine::Loaded;
 use crate::ebpf::jit::JitScratch;
 use crate::flow::compile::FlowCtx;
@@ -188,9 +188,8 @@ pub(super) struct Prepared {
     pub(super) parsed: Parsed,
     /// The key's cache hash (when it parsed and there is a cache).
     hash: u64,
-    /// The cached path (when `hit`).
-    cached: CachedPath,
-    hit: bool,
+    /// The cached path, if the packet parsed and hit the cache.
+    cached: Option<CachedPath>,
     /// Why the frame cannot be parsed.
     pub(super) drop: Option<DropReason>,
 }
@@ -199,7 +198,7 @@ impl Prepared {
     /// The cached path, if the packet parsed and hit the cache.
     #[inline]
     pub(super) fn cached(&self) -> Option<&CachedPath> {
-        (self.hit && self.drop.is_none()).then_some(&self.cached)
+        self.cached.as_ref()
     }
 
     /// The first flow of the cached path, if its program is to run (its
@@ -426,8 +425,9 @@ impl Worker {
         for (slot, f) in pre.iter_mut().zip(frames.iter()) {
             self.extract_slot(f, in_port, slot);
         }
+        let flows = self.generation.flow_stats().worker(self.index);
         for slot in pre.iter_mut().take(frames.len()) {
-            self.probe(slot);
+            self.probe(slot, flows);
         }
         let mut parts = self.parts();
         let gen = parts.gen;
@@ -489,7 +489,7 @@ impl Worker {
     fn prepare(&self, frame: &Frame, in_port: PortId) -> Prepared {
         let mut p = Prepared::default();
         self.extract_slot(frame, in_port, &mut p);
-        self.probe(&mut p);
+        self.probe(&mut p, self.generation.flow_stats().worker(self.index));
         p
     }
 
@@ -512,10 +512,11 @@ impl Worker {
     }
 
     /// The second step: looks the key up in the cache and, on a hit,
-    /// prefetches the first flow's program entry and counters.
+    /// prefetches the first flow's program entry and its counters among
+    /// `flows` (this worker's, looked up once per batch).
     #[inline]
-    fn probe(&self, out: &mut Prepared) {
-        out.hit = false;
+    fn probe(&self, out: &mut Prepared, flows: Option<&[FlowCounters]>) {
+        out.cached = None;
         if out.drop.is_some() {
             return;
         }
@@ -525,8 +526,7 @@ impl Worker {
             .as_ref()
             .and_then(|e| e.get_hashed(&out.parsed.key, out.hash));
         let Some(c) = cached else { return };
-        out.hit = true;
-        out.cached = c;
+        out.cached = Some(c);
         if c.len == 0 {
             return;
         }
@@ -541,11 +541,7 @@ impl Worker {
                 prefetch(p);
             }
         }
-        if let Some(c) = gen
-            .flow_stats()
-            .worker(self.index)
-            .and_then(|c| c.get(f as usize))
-        {
+        if let Some(c) = flows.and_then(|c| c.get(f as usize)) {
             prefetch(c);
         }
     }
